@@ -1,0 +1,118 @@
+/* api.c - gqa_attention: argument checks, then the reference or the tiled
+ * framework (plan.c). */
+#include <math.h>
+
+#include "attn/attn.h"
+#include "core/internal.h"
+#include "kernels/kernel.h"
+
+static gqa_status check_desc(const gqa_attn_desc *desc)
+{
+    if (!desc)
+        return gqa_fail(GQA_ERR_INVALID_ARG, "desc is NULL");
+    const int32_t H = desc->n_q_heads, G = desc->n_kv_heads, d = desc->head_dim;
+    if (H <= 0)
+        return gqa_fail(GQA_ERR_INVALID_ARG, "n_q_heads (H) = %d, must be > 0", (int)H);
+    if (G <= 0)
+        return gqa_fail(GQA_ERR_INVALID_ARG, "n_kv_heads (G) = %d, must be > 0", (int)G);
+    if (H % G != 0)
+        return gqa_fail(GQA_ERR_INVALID_ARG,
+                        "n_q_heads (H) = %d is not a multiple of n_kv_heads (G) = %d (H %% G = %d)",
+                        (int)H, (int)G, (int)(H % G));
+    if (d < 1 || d > GQA_MAX_HEAD_DIM)
+        return gqa_fail(GQA_ERR_INVALID_ARG, "head_dim = %d, must be in 1..%d", (int)d,
+                        GQA_MAX_HEAD_DIM);
+    if (!isfinite(desc->scale) || desc->scale < 0.0f)
+        return gqa_fail(GQA_ERR_INVALID_ARG, "scale = %g, must be finite and >= 0 (0: 1/sqrt(d))",
+                        (double)desc->scale);
+    if (desc->window < 0)
+        return gqa_fail(GQA_ERR_INVALID_ARG, "window = %d, must be >= 0", (int)desc->window);
+    switch (desc->kv_dtype) {
+    case GQA_F32:
+    case GQA_F16:
+    case GQA_BF16: break;
+    case GQA_Q8_0:
+        return gqa_fail(GQA_ERR_UNSUPPORTED,
+                        "kv_dtype q8_0 is not supported by gqa_attention in this build");
+    default:
+        return gqa_fail(GQA_ERR_INVALID_ARG, "kv_dtype = %d is not a known gqa_dtype",
+                        (int)desc->kv_dtype);
+    }
+    return GQA_OK;
+}
+
+static size_t dtype_size(gqa_dtype t)
+{
+    return t == GQA_F32 ? 4 : 2;
+}
+
+gqa_status gqa_attention(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv, int64_t q_pos,
+                         const float *q, const void *k, const void *v, float *out, float *lse)
+{
+    gqa_status st = check_desc(desc);
+    if (st != GQA_OK)
+        return st;
+    if (n_q < 0)
+        return gqa_fail(GQA_ERR_INVALID_ARG, "n_q = %lld, must be >= 0", (long long)n_q);
+    if (n_kv <= 0)
+        return gqa_fail(GQA_ERR_INVALID_ARG, "n_kv = %lld, must be > 0", (long long)n_kv);
+    if (q_pos < 0)
+        return gqa_fail(GQA_ERR_INVALID_ARG, "q_pos = %lld, must be >= 0", (long long)q_pos);
+    if (desc->causal && (q_pos > n_kv || n_q > n_kv - q_pos))
+        return gqa_fail(GQA_ERR_INVALID_ARG,
+                        "causal attention needs q_pos + n_q <= n_kv, got q_pos = %lld, n_q = %lld, "
+                        "n_kv = %lld",
+                        (long long)q_pos, (long long)n_q, (long long)n_kv);
+    /* Every byte count that the kernels will form must fit in int64 and size_t;
+     * kernels take key indices as int32, so n_kv is capped there (positions
+     * may be larger: visible ranges are clamped to the keys). */
+    const int64_t H = desc->n_q_heads, G = desc->n_kv_heads, d = desc->head_dim;
+    int64_t q_elems, kv_elems, q_bytes, kv_bytes, end_pos;
+    if (gqa_mul_overflow_i64(n_q, H * d, &q_elems) || gqa_mul_overflow_i64(q_elems, 4, &q_bytes) ||
+        (uint64_t)q_bytes > (uint64_t)SIZE_MAX)
+        return gqa_fail(GQA_ERR_INVALID_ARG, "n_q = %lld: the q/out byte count overflows",
+                        (long long)n_q);
+    if (gqa_mul_overflow_i64(n_kv, G * d, &kv_elems) ||
+        gqa_mul_overflow_i64(kv_elems, (int64_t)dtype_size(desc->kv_dtype), &kv_bytes) ||
+        (uint64_t)kv_bytes > (uint64_t)SIZE_MAX || n_kv > INT32_MAX)
+        return gqa_fail(GQA_ERR_INVALID_ARG, "n_kv = %lld: the k/v byte count overflows",
+                        (long long)n_kv);
+    if (__builtin_add_overflow(q_pos, n_q, &end_pos))
+        return gqa_fail(GQA_ERR_INVALID_ARG, "q_pos + n_q = %lld + %lld overflows",
+                        (long long)q_pos, (long long)n_q);
+    if (!k)
+        return gqa_fail(GQA_ERR_INVALID_ARG, "k is NULL");
+    if (!v)
+        return gqa_fail(GQA_ERR_INVALID_ARG, "v is NULL");
+    if (n_q == 0)
+        return GQA_OK;
+    if (!q)
+        return gqa_fail(GQA_ERR_INVALID_ARG, "q is NULL");
+    if (!out)
+        return gqa_fail(GQA_ERR_INVALID_ARG, "out is NULL");
+
+    const gqa_kernel_set *ks = gqa_kernels_active();
+    if (!ks) {
+        gqa_attention_ref(desc, n_q, n_kv, q_pos, q, k, v, out, lse);
+        return GQA_OK;
+    }
+    gqa_attn_problem p = {
+        .H = (int)H,
+        .G = (int)G,
+        .d = (int)d,
+        .scale = desc->scale != 0.0f ? desc->scale : 1.0f / sqrtf((float)d),
+        .causal = desc->causal != 0,
+        .window = desc->window,
+        .dtype = desc->kv_dtype,
+        .n_q = n_q,
+        .n_kv = n_kv,
+        .q_pos = q_pos,
+        .q = q,
+        .k = k,
+        .v = v,
+        .out = out,
+        .lse = lse,
+        .row_stride = (int64_t)(G * d) * (int64_t)dtype_size(desc->kv_dtype),
+    };
+    return gqa_attn_run(&p, ks);
+}

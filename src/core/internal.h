@@ -1,0 +1,45 @@
+/* internal.h - shared by the library's layers; not installed. */
+#ifndef GQA_CORE_INTERNAL_H
+#define GQA_CORE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gqa.h"
+
+#if defined(__GNUC__)
+#define GQA_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define GQA_PRINTF(a, b)
+#endif
+
+/* Record a formatted message for gqa_last_error() and return s. */
+gqa_status gqa_fail(gqa_status s, const char *fmt, ...) GQA_PRINTF(2, 3);
+
+/* Overflow-checked size arithmetic: return 0 on success, nonzero on overflow. */
+static inline int gqa_mul_overflow_i64(int64_t a, int64_t b, int64_t *out)
+{
+    return __builtin_mul_overflow(a, b, out);
+}
+
+/* CPU features, detected once (CPUID plus OS support for the register state). */
+typedef struct gqa_cpu_features {
+    int avx2_fma_f16c; /* AVX2 + FMA + F16C, with YMM state enabled by the OS */
+    int avx512;        /* AVX-512 F/BW/VL/DQ with ZMM state enabled by the OS */
+    int neon;
+} gqa_cpu_features;
+const gqa_cpu_features *gqa_cpu(void);
+
+/* Threads actually used by the next parallel region (>= 1). */
+int gqa_threads_resolved(void);
+
+/* 64-byte aligned allocation; free with gqa_aligned_free (accepts NULL). */
+void *gqa_aligned_alloc(size_t bytes);
+void  gqa_aligned_free(void *p);
+
+/* The calling thread's grow-only scratch area, at least `bytes` long and
+ * 64-byte aligned, reused from call to call. NULL (with the error set) if the
+ * allocation fails. Contents are not preserved across calls. */
+void *gqa_workspace_get(size_t bytes);
+
+#endif

@@ -1,0 +1,84 @@
+/* kernel.h - the micro-kernel contract (see docs/kernel-contract.md).
+ *
+ * The framework (src/attn) owns shapes, head mapping, masking bounds, tiling
+ * over query rows, threading, split-KV and the final normalisation. A
+ * micro-kernel owns one thing: folding a contiguous run of keys of ONE KV head
+ * into the online-softmax state of a block of query rows that all read that
+ * KV head. Each K and V row in the run is loaded once and used for every row
+ * of the block - this is where GQA's bandwidth saving is earned.
+ */
+#ifndef GQA_KERNELS_KERNEL_H
+#define GQA_KERNELS_KERNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gqa.h"
+
+#define GQA_MAX_HEAD_DIM 256
+#define GQA_TILE_MAX_ROWS 64   /* query rows in one job */
+#define GQA_TILE_KEYS 32       /* keys per inner tile (kernel-internal) */
+
+/* Bytes of scratch a kernel may use, for any d <= GQA_MAX_HEAD_DIM. */
+#define GQA_TILE_SCRATCH_BYTES                                                                     \
+    ((size_t)4 * (GQA_TILE_MAX_ROWS * GQA_MAX_HEAD_DIM          /* q transposed      */            \
+                  + 2 * GQA_TILE_KEYS * GQA_MAX_HEAD_DIM        /* k, v tile in f32  */            \
+                  + 2 * GQA_TILE_KEYS * GQA_TILE_MAX_ROWS       /* scores, probs     */            \
+                  + 4 * GQA_TILE_MAX_ROWS + 64))
+
+/* One job: rows 0..n_rows-1 against keys j0..j1-1 of one KV head.
+ *
+ * q:       n_rows x d floats, packed, already multiplied by the softmax scale.
+ * key_lo/key_hi: per row, the visible keys are key_lo[r] <= j <= key_hi[r]
+ *          (absolute indices). The framework guarantees every row sees at
+ *          least one key of j0..j1-1 OR that the row's state is left as is
+ *          when it sees none (kernels must handle fully masked rows in a tile).
+ * k, v:    the row of key `key_base` for this KV head; key j's row starts at
+ *          byte (j - key_base) * row_stride from it. Elements are `dtype`.
+ * m, l:    per-row running max and sum of exp(s - m); -INFINITY and 0 before
+ *          the first job.
+ * acc:     n_rows x d floats, the unnormalised sum of exp(s - m) * v.
+ * scratch: GQA_TILE_SCRATCH_BYTES, 64-byte aligned, contents undefined.
+ * After the call the state is what it would be after seeing the keys in
+ * order j0..j1-1 (up to float rounding); tails of any length are handled. */
+typedef struct gqa_tile_job {
+    int32_t n_rows;
+    int32_t d;
+    const float *q;
+    const int32_t *key_lo;
+    const int32_t *key_hi;
+    const void *k;
+    const void *v;
+    int64_t key_base;
+    int64_t row_stride; /* bytes */
+    gqa_dtype dtype;
+    int64_t j0, j1;
+    float *m, *l, *acc;
+    void *scratch;
+} gqa_tile_job;
+
+typedef struct gqa_kernel_set {
+    const char *name;
+    /* Fold one job (see above). */
+    void (*attn_tile)(const gqa_tile_job *job);
+    /* Run `iters` iterations of independent FMA chains; return FLOPs done. */
+    double (*fma_probe)(int64_t iters);
+    /* Read n floats (n a multiple of 64, buf 64-byte aligned); return a sum
+     * so the loads cannot be elided. */
+    float (*read_probe)(const float *buf, size_t n);
+} gqa_kernel_set;
+
+extern const gqa_kernel_set gqa_kernels_scalar;
+extern const gqa_kernel_set gqa_kernels_avx2;
+extern const gqa_kernel_set gqa_kernels_avx512;
+extern const gqa_kernel_set gqa_kernels_neon;
+
+/* The active set; NULL when the reference is selected. */
+const gqa_kernel_set *gqa_kernels_active(void);
+
+/* The naive reference: double accumulation, no tiling, same contract as
+ * gqa_attention (arguments already validated). */
+void gqa_attention_ref(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv, int64_t q_pos,
+                       const float *q, const void *k, const void *v, float *out, float *lse);
+
+#endif
