@@ -7,7 +7,7 @@
  * axis appears, and every PAIR of values of any two axes appears in at least
  * one case, among the cases whose reference work (sum over rows of visible
  * keys x H x d) fits SWEEP_BUDGET. A greedy pass picks the case covering the
- * most uncovered pairs, the cheapest on a tie. On top of it, a list of
+ * most uncovered pairs (build_sweep() says how ties go). On top of it, a list of
  * explicit cases adds the realistic big shapes (decode with split-KV, long
  * causal prefill, whose reference is checked on sampled row blocks), odd head
  * dims, tile tails and large-magnitude scores that stress the online softmax.
@@ -15,7 +15,7 @@
  * For each case the reference ("ref") runs once; each fast kernel set this
  * CPU supports then runs at 1 and 2 threads (3 as well for explicit cases
  * that are not sampled), with lse and (unless sampled) once more without,
- * into NaN-filled, guard-banded buffers. Sweep
+ * into NaN-filled, guard-banded buffers. Sweep cases and the cheaper explicit
  * cases also check the reference itself against this file's own double loop,
  * so a bug shared by ref and the kernels cannot hide.
  *
@@ -456,7 +456,7 @@ static void naive_attention(const attn_case *c, const case_data *cd, int64_t r0,
     gqa_attn_desc desc = desc_of(c);
     double scale = tu_effective_scale(&desc);
     int64_t H = c->H, d = c->d, group = c->H / c->G;
-    double acc[256];
+    double acc[256]; /* d <= 256 (gqa.h) */
     for (int64_t i = r0; i < r1; i++) {
         int64_t lo, hi;
         tu_visible_keys(&desc, c->n_kv, c->q_pos + i, &lo, &hi);
@@ -470,7 +470,7 @@ static void naive_attention(const attn_case *c, const case_data *cd, int64_t r0,
                 lse[i * H + h] = -INFINITY;
                 continue;
             }
-            double m = -INFINITY;
+            double m = -(double)INFINITY;
             for (int64_t j = lo; j <= hi; j++) {
                 double s = 0.0;
                 size_t base = (size_t)((j * c->G + g) * d);

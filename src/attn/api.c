@@ -96,7 +96,10 @@ gqa_status gqa_attention(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv, i
         gqa_attention_ref(desc, n_q, n_kv, q_pos, q, k, v, out, lse);
         return GQA_OK;
     }
-    gqa_attn_problem p = {
+    const gqa_attn_item item = {
+        .n_q = n_q, .n_kv = n_kv, .q_pos = q_pos, .q = q, .out = out, .lse = lse, .k = k, .v = v,
+    };
+    const gqa_attn_batch batch = {
         .H = (int)H,
         .G = (int)G,
         .d = (int)d,
@@ -104,15 +107,9 @@ gqa_status gqa_attention(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv, i
         .causal = desc->causal != 0,
         .window = desc->window,
         .dtype = desc->kv_dtype,
-        .n_q = n_q,
-        .n_kv = n_kv,
-        .q_pos = q_pos,
-        .q = q,
-        .k = k,
-        .v = v,
-        .out = out,
-        .lse = lse,
         .row_stride = (int64_t)(G * d) * (int64_t)dtype_size(desc->kv_dtype),
+        .items = &item,
+        .n_items = 1,
     };
-    return gqa_attn_run(&p, ks);
+    return gqa_attn_run(&batch, ks);
 }

@@ -24,56 +24,51 @@
 
 #define MIN_KEYS_PER_SPLIT 256
 #define MAX_SPLITS 64
+/* Keys per visit of one head when several heads share a task. */
+#define HEAD_VISIT_KEYS 64
+
+/* Per-item plan: its units and tasks are numbered after the previous items'. */
+typedef struct item_plan {
+    int64_t rows;     /* rows per KV head: n_q * R */
+    int64_t n_blocks; /* row blocks per KV head */
+    int heads_per_task, n_slices;
+    int n_splits;
+    int64_t unit0, task0, n_units;
+} item_plan;
 
 typedef struct plan {
-    const gqa_attn_problem *p;
+    const gqa_attn_batch *b;
     const gqa_kernel_set *ks;
+    const item_plan *ip;
     int R, dpad;
-    int64_t rows;      /* rows per KV head: n_q * R */
-    int64_t n_blocks;  /* row blocks per KV head */
-    int heads_per_task; /* HS: consecutive KV heads in one task */
-    int n_slices;       /* ceil(G / HS) */
-    int64_t n_units;   /* n_blocks * n_slices */
-    int n_splits;
-    int64_t chunk;     /* keys per visit of one head when HS > 1 */
+    int64_t n_units, n_tasks;
     size_t thread_bytes; /* per-thread scratch stride in the workspace */
     unsigned char *ws;
-    float *split_state; /* n_units * n_splits * GQA_TILE_MAX_ROWS * (dpad + 2), or NULL */
+    float *split_state; /* one GQA_TILE_MAX_ROWS * (dpad + 2) slot per task, or NULL */
 } plan;
 
-/* The rows of one unit: rows_h rows of each of n_heads heads from g0, task
+/* The rows of one unit: rows_h rows of each of n_heads heads from g0; task
  * row i = (head g0 + i / rows_h, row r0 + i % rows_h of that head). */
 typedef struct unit_rows {
+    int item;
     int g0, n_heads, rows_h;
     int64_t r0;
 } unit_rows;
 
 /* Visible keys of the query at position pos: lo..hi (hi < lo: none). */
-static void key_bounds(const gqa_attn_problem *p, int64_t pos, int64_t *lo, int64_t *hi)
+static void key_bounds(const gqa_attn_batch *b, const gqa_attn_item *it, int64_t pos, int64_t *lo,
+                       int64_t *hi)
 {
     *lo = 0;
-    *hi = p->n_kv - 1;
-    if (p->window > 0) {
-        int64_t first = pos - p->window + 1;
+    *hi = it->n_kv - 1;
+    if (b->window > 0) {
+        int64_t first = pos - b->window + 1;
         *lo = first > 0 ? first : 0;
     }
-    if ((p->causal || p->window > 0) && pos < *hi)
+    if ((b->causal || b->window > 0) && pos < *hi)
         *hi = pos;
-    if (*lo > p->n_kv) /* keeps both bounds within int32 (n_kv <= INT32_MAX) */
-        *lo = p->n_kv;
-}
-
-static int choose_splits(int64_t n_units, int64_t keys, int threads)
-{
-    if (threads <= 1)
-        return 1;
-    int s = 1;
-    /* Stop once the tasks divide evenly over the threads or are plentiful
-     * enough for dynamic scheduling to even them out. */
-    while ((n_units * s) % threads != 0 && n_units * s < 8 * threads && s < MAX_SPLITS &&
-           keys / (s + 1) >= MIN_KEYS_PER_SPLIT)
-        s++;
-    return s;
+    if (*lo > it->n_kv) /* keeps both bounds within int32 (n_kv <= INT32_MAX) */
+        *lo = it->n_kv;
 }
 
 /* Per-thread layout: kernel scratch | q block | acc | m | l | lo | hi. */
@@ -84,16 +79,28 @@ static size_t thread_bytes_for(int dpad)
     return (b + 63) & ~(size_t)63;
 }
 
+/* Item of a unit or task: the items are few, a linear scan is fine. */
+static int item_of_unit(const plan *pl, int64_t unit)
+{
+    int i = 0;
+    while (i + 1 < pl->b->n_items && pl->ip[i + 1].unit0 <= unit)
+        i++;
+    return i;
+}
+
 static unit_rows unit_of(const plan *pl, int64_t unit)
 {
-    /* Heaviest blocks first: with a causal mask later rows see more keys. */
-    const int64_t block = pl->n_blocks - 1 - unit / pl->n_slices;
-    const int slice = (int)(unit % pl->n_slices);
     unit_rows u;
-    u.g0 = slice * pl->heads_per_task;
-    u.n_heads = pl->p->G - u.g0 < pl->heads_per_task ? pl->p->G - u.g0 : pl->heads_per_task;
+    u.item = item_of_unit(pl, unit);
+    const item_plan *ip = &pl->ip[u.item];
+    const int64_t local = unit - ip->unit0;
+    /* Heaviest blocks first: with a causal mask later rows see more keys. */
+    const int64_t block = ip->n_blocks - 1 - local / ip->n_slices;
+    const int slice = (int)(local % ip->n_slices);
+    u.g0 = slice * ip->heads_per_task;
+    u.n_heads = pl->b->G - u.g0 < ip->heads_per_task ? pl->b->G - u.g0 : ip->heads_per_task;
     u.r0 = block * GQA_TILE_MAX_ROWS;
-    u.rows_h = (int)(pl->rows - u.r0 < GQA_TILE_MAX_ROWS ? pl->rows - u.r0 : GQA_TILE_MAX_ROWS);
+    u.rows_h = (int)(ip->rows - u.r0 < GQA_TILE_MAX_ROWS ? ip->rows - u.r0 : GQA_TILE_MAX_ROWS);
     return u;
 }
 
@@ -103,33 +110,67 @@ static size_t out_row(const plan *pl, const unit_rows *u, int i, int64_t *token)
     const int g = u->g0 + i / u->rows_h;
     const int64_t r = u->r0 + i % u->rows_h;
     *token = r / pl->R;
-    return (size_t)*token * pl->p->H + (size_t)g * pl->R + (size_t)(r % pl->R);
+    return (size_t)*token * pl->b->H + (size_t)g * pl->R + (size_t)(r % pl->R);
 }
 
 /* Normalise one row's state into out (and lse). */
-static void finish_row(const gqa_attn_problem *p, size_t row, float m, float l, const float *acc)
+static void finish_row(const plan *pl, const gqa_attn_item *it, size_t row, float m, float l,
+                       const float *acc)
 {
-    float *o = p->out + row * p->d;
+    const int d = pl->b->d;
+    float *o = it->out + row * d;
     if (l > 0.0f || isnan(l)) {
         const float inv = 1.0f / l;
-        for (int c = 0; c < p->d; c++)
+        for (int c = 0; c < d; c++)
             o[c] = acc[c] * inv;
-        if (p->lse)
-            p->lse[row] = m + logf(l);
+        if (it->lse)
+            it->lse[row] = m + logf(l);
     } else { /* the row saw no key */
-        memset(o, 0, (size_t)p->d * sizeof(float));
-        if (p->lse)
-            p->lse[row] = -INFINITY;
+        memset(o, 0, (size_t)d * sizeof(float));
+        if (it->lse)
+            it->lse[row] = -INFINITY;
     }
 }
 
-static void run_task(const plan *pl, int64_t task, unsigned char *tws)
+static void locate_contiguous(const plan *pl, const gqa_attn_item *it, int g, gqa_kv_segment *seg)
 {
-    const gqa_attn_problem *p = pl->p;
-    const int d = p->d, dpad = pl->dpad;
-    const int64_t split = task % pl->n_splits;
-    const int64_t unit = task / pl->n_splits;
+    const size_t off = (size_t)g * pl->b->d * (pl->b->dtype == GQA_F32 ? 4 : 2);
+    seg->k = (const unsigned char *)it->k + off;
+    seg->v = (const unsigned char *)it->v + off;
+    seg->key_base = 0;
+    seg->row_stride = pl->b->row_stride;
+    seg->j_end = it->n_kv;
+}
+
+/* Fold keys c0..c1-1 of head g into rows i0.. of the task state, one kernel
+ * job per stretch of keys that shares a stride. */
+static void fold_keys(const plan *pl, const gqa_attn_item *it, int g, int64_t c0, int64_t c1,
+                      gqa_tile_job *job)
+{
+    for (int64_t j = c0; j < c1;) {
+        gqa_kv_segment seg;
+        if (pl->b->locate)
+            pl->b->locate(pl->b->locate_ctx, it, g, j, &seg);
+        else
+            locate_contiguous(pl, it, g, &seg);
+        job->k = seg.k;
+        job->v = seg.v;
+        job->key_base = seg.key_base;
+        job->row_stride = seg.row_stride;
+        job->j0 = j;
+        job->j1 = seg.j_end < c1 ? seg.j_end : c1;
+        pl->ks->attn_tile(job);
+        j = job->j1;
+    }
+}
+
+static void run_task(const plan *pl, int64_t task, unsigned char *tws, int64_t unit, int split)
+{
+    const gqa_attn_batch *b = pl->b;
+    const int d = b->d, dpad = pl->dpad;
     const unit_rows u = unit_of(pl, unit);
+    const item_plan *ip = &pl->ip[u.item];
+    const gqa_attn_item *it = &b->items[u.item];
     const int nr = u.n_heads * u.rows_h;
 
     void *scratch = tws;
@@ -143,19 +184,19 @@ static void run_task(const plan *pl, int64_t task, unsigned char *tws)
     int64_t jlo = INT64_MAX, jhi = -1;
     for (int i = 0; i < nr; i++) {
         int64_t t;
-        const float *src = p->q + out_row(pl, &u, i, &t) * d;
+        const float *src = it->q + out_row(pl, &u, i, &t) * d;
         float *dst = qb + (size_t)i * dpad;
         for (int c = 0; c < d; c++)
-            dst[c] = src[c] * p->scale;
+            dst[c] = src[c] * b->scale;
         for (int c = d; c < dpad; c++)
             dst[c] = 0.0f;
-        int64_t a, b;
-        key_bounds(p, p->q_pos + t, &a, &b);
+        int64_t a, z;
+        key_bounds(b, it, it->q_pos + t, &a, &z);
         lo[i] = (int32_t)a;
-        hi[i] = (int32_t)b;
-        if (b >= a) {
+        hi[i] = (int32_t)z;
+        if (z >= a) {
             jlo = a < jlo ? a : jlo;
-            jhi = b > jhi ? b : jhi;
+            jhi = z > jhi ? z : jhi;
         }
         m[i] = -INFINITY;
         l[i] = 0.0f;
@@ -164,37 +205,27 @@ static void run_task(const plan *pl, int64_t task, unsigned char *tws)
 
     if (jhi >= jlo) {
         const int64_t span = jhi - jlo + 1;
-        const int64_t j0 = jlo + span * split / pl->n_splits;
-        const int64_t j1 = jlo + span * (split + 1) / pl->n_splits;
-        const size_t esize = p->dtype == GQA_F32 ? 4 : 2;
-        const int64_t step = u.n_heads > 1 ? pl->chunk : (j1 - j0);
+        const int64_t j0 = jlo + span * split / ip->n_splits;
+        const int64_t j1 = jlo + span * (split + 1) / ip->n_splits;
+        const int64_t step = u.n_heads > 1 ? HEAD_VISIT_KEYS : (j1 - j0);
+        gqa_tile_job job = {.d = d, .dtype = b->dtype, .scratch = scratch};
         for (int64_t c0 = j0; c0 < j1; c0 += step) {
+            const int64_t c1 = c0 + step < j1 ? c0 + step : j1;
             for (int h = 0; h < u.n_heads; h++) {
-                const int g = u.g0 + h, i0 = h * u.rows_h;
-                gqa_tile_job job = {
-                    .n_rows = u.rows_h,
-                    .d = d,
-                    .q = qb + (size_t)i0 * dpad,
-                    .key_lo = lo + i0,
-                    .key_hi = hi + i0,
-                    .k = (const unsigned char *)p->k + (size_t)g * d * esize,
-                    .v = (const unsigned char *)p->v + (size_t)g * d * esize,
-                    .key_base = 0,
-                    .row_stride = p->row_stride,
-                    .dtype = p->dtype,
-                    .j0 = c0,
-                    .j1 = c0 + step < j1 ? c0 + step : j1,
-                    .m = m + i0,
-                    .l = l + i0,
-                    .acc = acc + (size_t)i0 * dpad,
-                    .scratch = scratch,
-                };
-                pl->ks->attn_tile(&job);
+                const int i0 = h * u.rows_h;
+                job.n_rows = u.rows_h;
+                job.q = qb + (size_t)i0 * dpad;
+                job.key_lo = lo + i0;
+                job.key_hi = hi + i0;
+                job.m = m + i0;
+                job.l = l + i0;
+                job.acc = acc + (size_t)i0 * dpad;
+                fold_keys(pl, it, u.g0 + h, c0, c1, &job);
             }
         }
     }
 
-    if (pl->n_splits > 1) {
+    if (ip->n_splits > 1) {
         /* Park the partial state; merge_unit combines the splits. */
         float *st = pl->split_state + (size_t)task * GQA_TILE_MAX_ROWS * (size_t)(dpad + 2);
         memcpy(st, m, (size_t)nr * sizeof(float));
@@ -204,20 +235,22 @@ static void run_task(const plan *pl, int64_t task, unsigned char *tws)
     }
     for (int i = 0; i < nr; i++) {
         int64_t t;
-        finish_row(p, out_row(pl, &u, i, &t), m[i], l[i], acc + (size_t)i * dpad);
+        finish_row(pl, it, out_row(pl, &u, i, &t), m[i], l[i], acc + (size_t)i * dpad);
     }
 }
 
-/* Combine the n_splits partial states of one unit: with M = max_s m_s,
+/* Combine the partial states of one unit's splits: with M = max_s m_s,
  * l = sum_s l_s e^(m_s - M) and acc = sum_s acc_s e^(m_s - M), in split order. */
 static void merge_unit(const plan *pl, int64_t unit, float *acc)
 {
-    const gqa_attn_problem *p = pl->p;
-    const int d = p->d, dpad = pl->dpad, S = pl->n_splits;
+    const int d = pl->b->d, dpad = pl->dpad;
     const unit_rows u = unit_of(pl, unit);
+    const item_plan *ip = &pl->ip[u.item];
+    const int S = ip->n_splits;
     const int nr = u.n_heads * u.rows_h;
     const size_t stride = (size_t)GQA_TILE_MAX_ROWS * (size_t)(dpad + 2);
-    const float *base = pl->split_state + (size_t)unit * S * stride;
+    const int64_t task0 = ip->task0 + (unit - ip->unit0) * S;
+    const float *base = pl->split_state + (size_t)task0 * stride;
 
     for (int i = 0; i < nr; i++) {
         float M = -INFINITY;
@@ -240,61 +273,118 @@ static void merge_unit(const plan *pl, int64_t unit, float *acc)
                 acc[c] += a[c] * w;
         }
         int64_t t;
-        finish_row(p, out_row(pl, &u, i, &t), M, L, acc);
+        finish_row(pl, &pl->b->items[u.item], out_row(pl, &u, i, &t), M, L, acc);
     }
 }
 
-gqa_status gqa_attn_run(const gqa_attn_problem *p, const gqa_kernel_set *ks)
+/* Task -> (unit, split). */
+static void task_of(const plan *pl, int64_t task, int64_t *unit, int *split)
 {
-    plan pl = {.p = p, .ks = ks, .R = p->H / p->G, .dpad = gqa_dpad(p->d)};
-    pl.rows = p->n_q * pl.R;
-    pl.n_blocks = (pl.rows + GQA_TILE_MAX_ROWS - 1) / GQA_TILE_MAX_ROWS;
-    pl.heads_per_task = 1;
-    if (pl.rows < GQA_TILE_MAX_ROWS) {
-        const int fit = (int)(GQA_TILE_MAX_ROWS / pl.rows);
-        pl.heads_per_task = fit < p->G ? fit : p->G;
+    int i = 0;
+    while (i + 1 < pl->b->n_items && pl->ip[i + 1].task0 <= task)
+        i++;
+    const item_plan *ip = &pl->ip[i];
+    const int64_t local = task - ip->task0;
+    *unit = ip->unit0 + local / ip->n_splits;
+    *split = (int)(local % ip->n_splits);
+}
+
+static void run_task_index(const plan *pl, int64_t task, unsigned char *tws)
+{
+    int64_t unit;
+    int split;
+    task_of(pl, task, &unit, &split);
+    run_task(pl, task, tws, unit, split);
+}
+
+/* Split counts: when the (block, slice) units are too few for the threads,
+ * split long key ranges so that there are about 4 tasks per thread, cutting
+ * in proportion to each item's keys: one long sequence and many short ones
+ * both keep every thread busy. Depends only on the shapes and the thread
+ * count, so results are reproducible at a fixed thread count. */
+static void choose_splits(const gqa_attn_batch *b, item_plan *ip, int threads)
+{
+    int64_t units = 0, work = 0;
+    for (int i = 0; i < b->n_items; i++) {
+        units += ip[i].n_units;
+        work += ip[i].n_units * b->items[i].n_kv;
     }
-    pl.n_slices = (p->G + pl.heads_per_task - 1) / pl.heads_per_task;
-    pl.n_units = pl.n_blocks * pl.n_slices;
-    /* Short visits keep one key's K/V rows hot for all heads; heads with many
-     * rows do more work per byte and get longer visits. */
-    pl.chunk = pl.rows < 16 ? 64 : 256;
+    for (int i = 0; i < b->n_items; i++)
+        ip[i].n_splits = 1;
+    if (threads <= 1 || units >= 4 * (int64_t)threads)
+        return;
+    int64_t target = work / (4 * (int64_t)threads);
+    if (target < MIN_KEYS_PER_SPLIT)
+        target = MIN_KEYS_PER_SPLIT;
+    for (int i = 0; i < b->n_items; i++) {
+        int64_t s = b->items[i].n_kv / target;
+        ip[i].n_splits = (int)(s < 1 ? 1 : s > MAX_SPLITS ? MAX_SPLITS : s);
+    }
+}
+
+gqa_status gqa_attn_run(const gqa_attn_batch *b, const gqa_kernel_set *ks)
+{
+    plan pl = {.b = b, .ks = ks, .R = b->H / b->G, .dpad = gqa_dpad(b->d)};
     const int threads = gqa_threads_resolved();
 
-    /* Keys seen by the last row bound the split size from above. */
-    int64_t lo, hi;
-    key_bounds(p, p->q_pos + p->n_q - 1, &lo, &hi);
-    pl.n_splits = choose_splits(pl.n_units, hi - lo + 1, threads);
+    item_plan *ip = gqa_workspace_slot(GQA_WS_PLAN, (size_t)b->n_items * sizeof(item_plan));
+    if (!ip)
+        return GQA_ERR_NO_MEMORY;
+    for (int i = 0; i < b->n_items; i++) {
+        item_plan *p = &ip[i];
+        p->rows = b->items[i].n_q * pl.R;
+        p->n_blocks = (p->rows + GQA_TILE_MAX_ROWS - 1) / GQA_TILE_MAX_ROWS;
+        p->heads_per_task = 1;
+        if (p->rows > 0 && p->rows < GQA_TILE_MAX_ROWS) {
+            const int fit = (int)(GQA_TILE_MAX_ROWS / p->rows);
+            p->heads_per_task = fit < b->G ? fit : b->G;
+        }
+        p->n_slices = (b->G + p->heads_per_task - 1) / p->heads_per_task;
+        p->n_units = p->n_blocks * p->n_slices;
+    }
+    choose_splits(b, ip, threads);
+    int any_split = 0;
+    for (int i = 0; i < b->n_items; i++) {
+        ip[i].unit0 = pl.n_units;
+        ip[i].task0 = pl.n_tasks;
+        pl.n_units += ip[i].n_units;
+        pl.n_tasks += ip[i].n_units * ip[i].n_splits;
+        any_split |= ip[i].n_splits > 1;
+    }
+    if (pl.n_tasks == 0)
+        return GQA_OK;
 
-    const int64_t n_tasks = pl.n_units * pl.n_splits;
-    const int team = (int)(n_tasks < threads ? n_tasks : threads);
+    const int team = (int)(pl.n_tasks < threads ? pl.n_tasks : threads);
     pl.thread_bytes = thread_bytes_for(pl.dpad);
-    size_t split_bytes = 0;
-    if (pl.n_splits > 1)
-        split_bytes = (size_t)n_tasks * GQA_TILE_MAX_ROWS * (size_t)(pl.dpad + 2) * sizeof(float);
+    const size_t split_bytes =
+        any_split ? (size_t)pl.n_tasks * GQA_TILE_MAX_ROWS * (size_t)(pl.dpad + 2) * sizeof(float)
+                  : 0;
+    pl.ip = ip;
     pl.ws = gqa_workspace_get(pl.thread_bytes * (size_t)team + split_bytes);
     if (!pl.ws)
         return GQA_ERR_NO_MEMORY;
-    pl.split_state = pl.n_splits > 1 ? (float *)(pl.ws + pl.thread_bytes * (size_t)team) : NULL;
+    pl.split_state = any_split ? (float *)(pl.ws + pl.thread_bytes * (size_t)team) : NULL;
 
     if (team <= 1) {
-        for (int64_t t = 0; t < n_tasks; t++)
-            run_task(&pl, t, pl.ws);
-        if (pl.n_splits > 1)
+        for (int64_t t = 0; t < pl.n_tasks; t++)
+            run_task_index(&pl, t, pl.ws);
+        if (any_split)
             for (int64_t un = 0; un < pl.n_units; un++)
-                merge_unit(&pl, un, (float *)(pl.ws + GQA_TILE_SCRATCH_BYTES));
+                if (pl.ip[item_of_unit(&pl, un)].n_splits > 1)
+                    merge_unit(&pl, un, (float *)(pl.ws + GQA_TILE_SCRATCH_BYTES));
         return GQA_OK;
     }
 #pragma omp parallel num_threads(team)
     {
         unsigned char *tws = pl.ws + pl.thread_bytes * (size_t)omp_get_thread_num();
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t t = 0; t < n_tasks; t++)
-            run_task(&pl, t, tws);
-        if (pl.n_splits > 1) {
+        for (int64_t t = 0; t < pl.n_tasks; t++)
+            run_task_index(&pl, t, tws);
+        if (any_split) {
 #pragma omp for schedule(static)
             for (int64_t un = 0; un < pl.n_units; un++)
-                merge_unit(&pl, un, (float *)(tws + GQA_TILE_SCRATCH_BYTES));
+                if (pl.ip[item_of_unit(&pl, un)].n_splits > 1)
+                    merge_unit(&pl, un, (float *)(tws + GQA_TILE_SCRATCH_BYTES));
         }
     }
     return GQA_OK;

@@ -19,30 +19,38 @@ void gqa_aligned_free(void *p)
     free(p);
 }
 
-/* One grow-only buffer per calling thread: the decode path allocates only
- * when a call needs more than any earlier call on this thread did. */
-static _Thread_local void *ws_ptr;
-static _Thread_local size_t ws_size;
+/* Grow-only buffers per calling thread, one per slot: the decode path
+ * allocates only when a call needs more than any earlier call on this thread
+ * did. */
+static _Thread_local void *ws_ptr[GQA_WS_SLOTS];
+static _Thread_local size_t ws_size[GQA_WS_SLOTS];
 
-void *gqa_workspace_get(size_t bytes)
+void *gqa_workspace_slot(int slot, size_t bytes)
 {
-    if (bytes <= ws_size)
-        return ws_ptr;
+    if (bytes <= ws_size[slot])
+        return ws_ptr[slot];
     size_t grow = bytes + bytes / 4;
     void *p = gqa_aligned_alloc(grow);
     if (!p) {
         gqa_fail(GQA_ERR_NO_MEMORY, "cannot allocate %zu bytes of attention workspace", grow);
         return NULL;
     }
-    gqa_aligned_free(ws_ptr);
-    ws_ptr = p;
-    ws_size = grow;
+    gqa_aligned_free(ws_ptr[slot]);
+    ws_ptr[slot] = p;
+    ws_size[slot] = grow;
     return p;
+}
+
+void *gqa_workspace_get(size_t bytes)
+{
+    return gqa_workspace_slot(GQA_WS_MAIN, bytes);
 }
 
 void gqa_workspace_release(void)
 {
-    gqa_aligned_free(ws_ptr);
-    ws_ptr = NULL;
-    ws_size = 0;
+    for (int i = 0; i < GQA_WS_SLOTS; i++) {
+        gqa_aligned_free(ws_ptr[i]);
+        ws_ptr[i] = NULL;
+        ws_size[i] = 0;
+    }
 }

@@ -28,16 +28,19 @@
 
 /* One job: rows 0..n_rows-1 against keys j0..j1-1 of one KV head.
  *
- * q:       n_rows x d floats, packed, already multiplied by the softmax scale.
+ * q:       n_rows rows of dpad = (d + 15) & ~15 floats, already multiplied by
+ *          the softmax scale; lanes d..dpad-1 are zero.
  * key_lo/key_hi: per row, the visible keys are key_lo[r] <= j <= key_hi[r]
- *          (absolute indices). The framework guarantees every row sees at
- *          least one key of j0..j1-1 OR that the row's state is left as is
- *          when it sees none (kernels must handle fully masked rows in a tile).
+ *          (absolute indices; hi < lo: none). A row may see none of the keys
+ *          of a job or of a tile: its state must then stay exactly as it was.
+ *          A masked key must not influence a row in any way - not even a NaN
+ *          or Inf in its K or V row.
  * k, v:    the row of key `key_base` for this KV head; key j's row starts at
  *          byte (j - key_base) * row_stride from it. Elements are `dtype`.
  * m, l:    per-row running max and sum of exp(s - m); -INFINITY and 0 before
  *          the first job.
- * acc:     n_rows x d floats, the unnormalised sum of exp(s - m) * v.
+ * acc:     n_rows rows of dpad floats, the unnormalised sum of exp(s - m) * v;
+ *          lanes d..dpad-1 stay zero.
  * scratch: GQA_TILE_SCRATCH_BYTES, 64-byte aligned, contents undefined.
  * After the call the state is what it would be after seeing the keys in
  * order j0..j1-1 (up to float rounding); tails of any length are handled. */

@@ -117,7 +117,8 @@ def compare(label, got, want, atol, rtol, shape):
           f"|got-want| <= {atol:.3g} + {rtol:.3g}*|want|; max |got-want| {max_err:.3g}")
     for i in idx[:SHOW]:
         where = np.unravel_index(i, shape)
-        print(f"      {tuple(int(x) for x in where)}: got {float(got.flat[i])!r} want {float(want.flat[i])!r}")
+        at = tuple(int(x) for x in where)
+        print(f"      {at}: got {float(got.flat[i])!r} want {float(want.flat[i])!r}")
     return False, max_err
 
 
