@@ -93,7 +93,9 @@ typedef struct gqa_attn_desc {
 /* Scaled dot-product attention with grouped KV heads.
  *
  * q:   n_q  x H x d floats            ([token][head][dim], row-major)
- * k,v: n_kv x G x d kv_dtype elements (f16/bf16 as uint16_t bit patterns)
+ * k,v: n_kv x G x d kv_dtype elements (f16/bf16 as uint16_t bit patterns;
+ *      q8_0: each row of d elements is d/32 GGML blocks of 34 bytes - an f16
+ *      scale, then 32 int8 - so a row is d/32*34 bytes, d % 32 == 0)
  * out: n_q  x H x d floats (written; must not overlap the inputs)
  * lse: NULL, or n_q x H floats: the natural-log log-sum-exp of each row's
  *      scaled, masked scores.
@@ -109,8 +111,7 @@ typedef struct gqa_attn_desc {
  * Errors: GQA_ERR_INVALID_ARG (NULL pointer, H % G != 0, d outside 1..256,
  * n_kv <= 0, n_q < 0, q_pos < 0, causal with q_pos + n_q > n_kv, window < 0,
  * non-finite or negative scale, unknown dtype, byte sizes that overflow),
- * GQA_ERR_UNSUPPORTED (a dtype this build cannot read: q8_0 until the KV
- * cache lands), GQA_ERR_NO_MEMORY (workspace).
+ * GQA_ERR_UNSUPPORTED (q8_0 with d % 32 != 0), GQA_ERR_NO_MEMORY (workspace).
  * Results are bitwise identical from run to run at a fixed thread count. */
 gqa_status gqa_attention(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv, int64_t q_pos,
                          const float *q, const void *k, const void *v,

@@ -246,9 +246,17 @@ static void test_bad_arguments(void)
     b = good_call(__LINE__, "kv_dtype 99", "99");
     b.desc.kv_dtype = (gqa_dtype)99;
     expect_error(&b);
-    b = good_call(__LINE__, "kv_dtype q8_0 (not readable until the KV cache lands)", "q8_0");
+    /* q8_0 rows are whole 32-value blocks: any other head_dim is a valid
+     * request this build cannot serve. */
+    b = good_call(__LINE__, "kv_dtype q8_0 with head_dim 8", "q8_0|head_dim");
     b.want = GQA_ERR_UNSUPPORTED;
     b.desc.kv_dtype = GQA_Q8_0;
+    b.desc.head_dim = 8;
+    expect_error(&b);
+    b = good_call(__LINE__, "kv_dtype q8_0 with head_dim 40", "40");
+    b.want = GQA_ERR_UNSUPPORTED;
+    b.desc.kv_dtype = GQA_Q8_0;
+    b.desc.head_dim = 40;
     expect_error(&b);
 
     /* Sizes whose byte counts overflow: the library must refuse before it

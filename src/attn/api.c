@@ -6,7 +6,7 @@
 #include "core/internal.h"
 #include "kernels/kernel.h"
 
-static gqa_status check_desc(const gqa_attn_desc *desc)
+gqa_status gqa_attn_check_desc(const gqa_attn_desc *desc)
 {
     if (!desc)
         return gqa_fail(GQA_ERR_INVALID_ARG, "desc is NULL");
@@ -32,8 +32,10 @@ static gqa_status check_desc(const gqa_attn_desc *desc)
     case GQA_F16:
     case GQA_BF16: break;
     case GQA_Q8_0:
-        return gqa_fail(GQA_ERR_UNSUPPORTED,
-                        "kv_dtype q8_0 is not supported by gqa_attention in this build");
+        if (d % 32 != 0)
+            return gqa_fail(GQA_ERR_UNSUPPORTED,
+                            "kv_dtype q8_0 needs head_dim %% 32 == 0, got head_dim = %d", (int)d);
+        break;
     default:
         return gqa_fail(GQA_ERR_INVALID_ARG, "kv_dtype = %d is not a known gqa_dtype",
                         (int)desc->kv_dtype);
@@ -41,15 +43,15 @@ static gqa_status check_desc(const gqa_attn_desc *desc)
     return GQA_OK;
 }
 
-static size_t dtype_size(gqa_dtype t)
+float gqa_attn_scale(const gqa_attn_desc *desc)
 {
-    return t == GQA_F32 ? 4 : 2;
+    return desc->scale != 0.0f ? desc->scale : 1.0f / sqrtf((float)desc->head_dim);
 }
 
 gqa_status gqa_attention(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv, int64_t q_pos,
                          const float *q, const void *k, const void *v, float *out, float *lse)
 {
-    gqa_status st = check_desc(desc);
+    gqa_status st = gqa_attn_check_desc(desc);
     if (st != GQA_OK)
         return st;
     if (n_q < 0)
@@ -72,8 +74,8 @@ gqa_status gqa_attention(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv, i
         (uint64_t)q_bytes > (uint64_t)SIZE_MAX)
         return gqa_fail(GQA_ERR_INVALID_ARG, "n_q = %lld: the q/out byte count overflows",
                         (long long)n_q);
-    if (gqa_mul_overflow_i64(n_kv, G * d, &kv_elems) ||
-        gqa_mul_overflow_i64(kv_elems, (int64_t)dtype_size(desc->kv_dtype), &kv_bytes) ||
+    if (gqa_mul_overflow_i64(n_kv, G, &kv_elems) ||
+        gqa_mul_overflow_i64(kv_elems, gqa_row_bytes(d, desc->kv_dtype), &kv_bytes) ||
         (uint64_t)kv_bytes > (uint64_t)SIZE_MAX || n_kv > INT32_MAX)
         return gqa_fail(GQA_ERR_INVALID_ARG, "n_kv = %lld: the k/v byte count overflows",
                         (long long)n_kv);
@@ -103,11 +105,11 @@ gqa_status gqa_attention(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv, i
         .H = (int)H,
         .G = (int)G,
         .d = (int)d,
-        .scale = desc->scale != 0.0f ? desc->scale : 1.0f / sqrtf((float)d),
+        .scale = gqa_attn_scale(desc),
         .causal = desc->causal != 0,
         .window = desc->window,
         .dtype = desc->kv_dtype,
-        .row_stride = (int64_t)(G * d) * (int64_t)dtype_size(desc->kv_dtype),
+        .row_stride = G * gqa_row_bytes(d, desc->kv_dtype),
         .items = &item,
         .n_items = 1,
     };

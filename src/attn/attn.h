@@ -49,6 +49,12 @@ typedef struct gqa_attn_batch {
  * grow. */
 gqa_status gqa_attn_run(const gqa_attn_batch *b, const gqa_kernel_set *ks);
 
+/* Check a descriptor (shared by every entry point): GQA_OK or the status and
+ * message for the first bad field. */
+gqa_status gqa_attn_check_desc(const gqa_attn_desc *desc);
+/* The softmax scale a descriptor asks for (0 means 1/sqrt(d)). */
+float gqa_attn_scale(const gqa_attn_desc *desc);
+
 /* Padded row length of q and acc buffers handed to kernels. */
 static inline int gqa_dpad(int d)
 {

@@ -134,7 +134,7 @@ static void finish_row(const plan *pl, const gqa_attn_item *it, size_t row, floa
 
 static void locate_contiguous(const plan *pl, const gqa_attn_item *it, int g, gqa_kv_segment *seg)
 {
-    const size_t off = (size_t)g * pl->b->d * (pl->b->dtype == GQA_F32 ? 4 : 2);
+    const size_t off = (size_t)g * (size_t)gqa_row_bytes(pl->b->d, pl->b->dtype);
     seg->k = (const unsigned char *)it->k + off;
     seg->v = (const unsigned char *)it->v + off;
     seg->key_base = 0;

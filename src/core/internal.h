@@ -22,6 +22,17 @@ static inline int gqa_mul_overflow_i64(int64_t a, int64_t b, int64_t *out)
     return __builtin_mul_overflow(a, b, out);
 }
 
+/* Bytes of one row of d elements of type t (q8_0: d % 32 == 0, 34 bytes per
+ * 32 values: an f16 scale then 32 int8). */
+static inline int64_t gqa_row_bytes(int64_t d, gqa_dtype t)
+{
+    switch (t) {
+    case GQA_F32: return d * 4;
+    case GQA_Q8_0: return d / 32 * 34;
+    default: return d * 2;
+    }
+}
+
 /* CPU features, detected once (CPUID plus OS support for the register state). */
 typedef struct gqa_cpu_features {
     int avx2_fma_f16c; /* AVX2 + FMA + F16C, with YMM state enabled by the OS */

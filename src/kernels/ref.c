@@ -1,11 +1,18 @@
 /* ref.c - the naive reference: double accumulation, two passes over the keys,
  * no tiling, no SIMD. Every fast path is tested against it. */
 #include <math.h>
+#include <string.h>
 
 #include "kernels/kernel.h"
 
 static double load_elem(const void *base, gqa_dtype t, int64_t i)
 {
+    if (t == GQA_Q8_0) { /* rows are whole 32-value blocks: index the blocks */
+        const unsigned char *blk = (const unsigned char *)base + (i / 32) * 34;
+        uint16_t scale;
+        memcpy(&scale, blk, sizeof scale);
+        return (double)((const int8_t *)(blk + 2))[i % 32] * (double)gqa_f16_to_f32(scale);
+    }
     switch (t) {
     case GQA_F16: return (double)gqa_f16_to_f32(((const uint16_t *)base)[i]);
     case GQA_BF16: return (double)gqa_bf16_to_f32(((const uint16_t *)base)[i]);

@@ -8,6 +8,7 @@
  *   v_mul, v_add, v_sub, v_max, v_min, v_hmax, v_hsum,
  *   v_load_f16 / v_load_bf16 (VL elements widened to f32 in registers),
  *   v_load_n_{f32,f16,bf16}(p, n): the first n < VL elements, rest zero,
+ *   v_load_q8(p, scale): VL int8 values times scale,
  *   v_keep_range(s, j0, lo, hi): lanes i with lo <= j0 + i <= hi keep s, else -inf,
  *   v_keep_rows(s, j, lo, hi): lanes i with lo[i] <= j <= hi[i] keep s, else -inf,
  *   v_exp (relative error ~2e-7; exactly 0 for x < -87.3 and for -inf; NaN stays NaN),
@@ -66,6 +67,11 @@ GQA_INLINE vf v_load_bf16(const uint16_t *p)
     return bf16_widen(_mm256_loadu_si256((const __m256i *)(const void *)p));
 }
 GQA_INLINE vf v_load_n_f32(const float *p, int n) { return _mm512_maskz_loadu_ps(first_n(n), p); }
+GQA_INLINE vf v_load_q8(const int8_t *p, float scale)
+{
+    const __m512i w = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(w), _mm512_set1_ps(scale));
+}
 GQA_INLINE vf v_load_n_f16(const uint16_t *p, int n)
 {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first_n(n), p));
@@ -175,6 +181,11 @@ GQA_INLINE vf v_load_n_f32(const float *p, int n)
     const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     return _mm256_maskload_ps(p, m);
 }
+GQA_INLINE vf v_load_q8(const int8_t *p, float scale)
+{
+    const __m256i w = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(w), _mm256_set1_ps(scale));
+}
 GQA_INLINE __m128i load_n_u16(const uint16_t *p, int n)
 {
     uint16_t tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -251,6 +262,13 @@ GQA_INLINE float v_hmax(vf a) { return vmaxnmvq_f32(a); }
 GQA_INLINE float v_hsum(vf a) { return vaddvq_f32(a); }
 GQA_INLINE vf v_load_f16(const uint16_t *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
 GQA_INLINE vf v_load_bf16(const uint16_t *p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
+GQA_INLINE vf v_load_q8(const int8_t *p, float scale)
+{
+    int8_t b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    memcpy(b, p, 4); /* exactly the 4 values: never past the row */
+    const int32x4_t w = vmovl_s16(vget_low_s16(vmovl_s8(vld1_s8(b))));
+    return vmulq_n_f32(vcvtq_f32_s32(w), scale);
+}
 GQA_INLINE vf v_load_n_f32(const float *p, int n)
 {
     float tmp[4] = {0, 0, 0, 0};
@@ -324,6 +342,7 @@ GQA_INLINE float v_hsum(vf a) { return a; }
 GQA_INLINE vf v_load_f16(const uint16_t *p) { return gqa_f16_to_f32(*p); }
 GQA_INLINE vf v_load_bf16(const uint16_t *p) { return gqa_bf16_to_f32(*p); }
 GQA_INLINE vf v_load_n_f32(const float *p, int n) { return n > 0 ? *p : 0.0f; }
+GQA_INLINE vf v_load_q8(const int8_t *p, float scale) { return (float)*p * scale; }
 GQA_INLINE vf v_load_n_f16(const uint16_t *p, int n) { return n > 0 ? gqa_f16_to_f32(*p) : 0.0f; }
 GQA_INLINE vf v_load_n_bf16(const uint16_t *p, int n) { return n > 0 ? gqa_bf16_to_f32(*p) : 0.0f; }
 GQA_INLINE vf v_keep_range(vf s, int32_t j0, int32_t lo, int32_t hi)
