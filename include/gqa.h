@@ -121,6 +121,114 @@ gqa_status gqa_attention(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv, i
  * otherwise kept for the next call on the same thread and freed at exit). */
 void gqa_workspace_release(void);
 
+/* ------------------------------------------------------ paged KV cache -- */
+/* A KV cache for many sequences in one memory budget. Memory is cut into
+ * blocks of `block_tokens` tokens; each block holds K and V of every layer and
+ * KV head for its tokens. A sequence is a list of blocks (its block table);
+ * forked sequences share blocks, which are copied on the first write.
+ *
+ * Bytes per token (exactly what the cache charges per token slot):
+ *   2 * n_layers * G * row_bytes(d, dtype), with
+ *   row_bytes = d * 4 (f32), d * 2 (f16, bf16), d / 32 * 34 (q8_0: 32 int8
+ *   values and one f16 scale per 32 elements; q8_0 needs d % 32 == 0).
+ * A block costs block_tokens * bytes_per_token; the cache holds
+ * floor(budget_bytes / block_bytes) blocks (at most 2^31 - 2), allocated once
+ * at creation.
+ *
+ * Thread safety: calls that change the cache (create/free/fork/truncate of
+ * sequences, append, reserve, write_layer) must not run concurrently with any
+ * other call on the same cache; readers (len, read_layer, stats, attention)
+ * may run concurrently with each other.
+ * Calls that may need memory for a sequence's block table or the sequence
+ * table (seq_create, fork, append, reserve) can also return
+ * GQA_ERR_NO_MEMORY; the sequence table is bounded, and a full one gives
+ * GQA_ERR_CAPACITY. A q8_0 block holding Inf or NaN is stored with a NaN
+ * scale and reads back as NaN. */
+
+typedef struct gqa_kv_cache gqa_kv_cache;
+
+typedef struct gqa_kv_config {
+    int32_t   n_layers;     /* >= 1 */
+    int32_t   n_kv_heads;   /* G >= 1 */
+    int32_t   head_dim;     /* d, 1..256; q8_0 needs d % 32 == 0 */
+    int32_t   block_tokens; /* tokens per block, 1..65536 */
+    gqa_dtype dtype;        /* storage type of K and V: f32, f16, bf16 or q8_0 */
+    uint64_t  budget_bytes; /* memory for blocks; must hold at least one block */
+} gqa_kv_config;
+
+typedef struct gqa_kv_stats {
+    int64_t  blocks_total, blocks_used, blocks_free;
+    uint64_t block_bytes;      /* bytes of one block */
+    uint64_t bytes_per_token;  /* = gqa_kv_bytes_per_token(...) */
+    uint64_t bytes_used;       /* blocks_used * block_bytes */
+    int64_t  token_capacity;   /* blocks_total * block_tokens */
+    int32_t  n_sequences;      /* live sequences */
+} gqa_kv_stats;
+
+/* Bytes one token costs in the cache (formula above); 0 for invalid input. */
+uint64_t gqa_kv_bytes_per_token(int32_t n_layers, int32_t n_kv_heads, int32_t head_dim,
+                                gqa_dtype dtype);
+
+/* Create a cache; *out receives it (free with gqa_kv_cache_free).
+ * GQA_ERR_INVALID_ARG for a bad config or a budget below one block,
+ * GQA_ERR_UNSUPPORTED for q8_0 with d % 32 != 0, GQA_ERR_NO_MEMORY. */
+gqa_status gqa_kv_cache_create(const gqa_kv_config *cfg, gqa_kv_cache **out);
+void       gqa_kv_cache_free(gqa_kv_cache *cache); /* NULL is fine */
+gqa_status gqa_kv_cache_stats(const gqa_kv_cache *cache, gqa_kv_stats *stats);
+
+/* Sequences are named by small non-negative ids chosen by the cache. */
+gqa_status gqa_kv_seq_create(gqa_kv_cache *cache, int32_t *seq);
+/* Release a sequence and its references to blocks. */
+gqa_status gqa_kv_seq_free(gqa_kv_cache *cache, int32_t seq);
+/* A new sequence with the same contents as `parent`, sharing its blocks. */
+gqa_status gqa_kv_seq_fork(gqa_kv_cache *cache, int32_t parent, int32_t *child);
+/* Current length in tokens; -1 (with the error set) for an unknown id. */
+int64_t    gqa_kv_seq_len(const gqa_kv_cache *cache, int32_t seq);
+/* Shorten to new_len tokens (0 <= new_len <= len), releasing unused blocks. */
+gqa_status gqa_kv_seq_truncate(gqa_kv_cache *cache, int32_t seq, int64_t new_len);
+
+/* Append n >= 1 tokens at the end of `seq`:
+ * k, v: n_layers x n x G x d floats ([layer][token][head][dim]), quantised
+ * to the cache's dtype on the way in. GQA_ERR_CAPACITY if the blocks it needs
+ * (new ones, and copies of shared ones) are not free: then nothing changes. */
+gqa_status gqa_kv_seq_append(gqa_kv_cache *cache, int32_t seq, int64_t n, const float *k,
+                             const float *v);
+
+/* The same in two steps, for a forward pass that makes K/V one layer at a
+ * time: reserve grows the sequence by n token slots (all-or-nothing, as
+ * append), write_layer then fills positions pos..pos+n-1 of one layer
+ * (k, v: n x G x d floats). Slots not yet written read as zeros.
+ * write_layer into a block shared with a fork copies it first, so it too can
+ * return GQA_ERR_CAPACITY (nothing changed). n == 0 is a no-op for
+ * write_layer and read_layer (pos must still be within 0..len). */
+gqa_status gqa_kv_seq_reserve(gqa_kv_cache *cache, int32_t seq, int64_t n);
+gqa_status gqa_kv_write_layer(gqa_kv_cache *cache, int32_t seq, int32_t layer, int64_t pos,
+                              int64_t n, const float *k, const float *v);
+
+/* Read positions pos..pos+n-1 of one layer back as floats (dequantised):
+ * k, v: n x G x d floats. */
+gqa_status gqa_kv_read_layer(const gqa_kv_cache *cache, int32_t seq, int32_t layer, int64_t pos,
+                             int64_t n, float *k, float *v);
+
+/* One sequence's part of a batched attention call. Its n_q query tokens are
+ * the LAST n_q positions of the sequence (their K/V already appended):
+ * positions len-n_q .. len-1. */
+typedef struct gqa_kv_batch_item {
+    int32_t      seq;
+    int64_t      n_q;  /* 1..len */
+    const float *q;    /* n_q x H x d */
+    float       *out;  /* n_q x H x d */
+    float       *lse;  /* NULL or n_q x H */
+} gqa_kv_batch_item;
+
+/* Attention of every item against its own sequence's keys of `layer`, read
+ * through the block tables, in one call: work is spread over (sequence, KV
+ * head, key split) so a batch of short sequences and one long one both use
+ * every thread. desc->n_kv_heads, head_dim and kv_dtype must match the cache;
+ * desc->causal / window apply per sequence (keys at positions 0..len-1). */
+gqa_status gqa_kv_attention(const gqa_kv_cache *cache, int32_t layer, const gqa_attn_desc *desc,
+                            const gqa_kv_batch_item *items, int32_t n_items);
+
 /* ------------------------------------------------- measurement probes -- */
 /* Used by `gqa bench` to put kernel timings next to machine limits measured in
  * the same process. Both run on the current thread count and kernel ISA. */

@@ -19,6 +19,10 @@
  * cases also check the reference itself against this file's own double loop,
  * so a bug shared by ref and the kernels cannot hide.
  *
+ * In a sanitizer build (GQA_TEST_SANITIZED, set by tests/CMakeLists.txt) the
+ * sampled cases run at 2 threads only: there they cost minutes, and the
+ * 1-thread path of the same code is exercised by every other case.
+ *
  * Usage: test_attention [--list] [CASE]   (CASE: run only that case number)
  */
 #include <math.h>
@@ -379,6 +383,17 @@ static const attn_case explicit_cases[] = {
         8, 2, 128, 1, 1000, 0, 0, 0, 1.0f, GQA_F32, DATA_LARGE_RAMP, 0, 0, NULL},
     {"large scores, windowed non-causal",
         9, 3, 96, 64, 113, 80, 0, 40, 1.0f, GQA_F16, DATA_LARGE, 0, 0, NULL},
+    /* q8_0 K/V (GGML blocks; d % 32 == 0): decode, prefill, MQA, window. */
+    {"q8_0 decode, causal",
+        32, 8, 128, 1, 4096, 4095, 1, 0, 0.0f, GQA_Q8_0, DATA_UNIFORM, 0, 0, NULL},
+    {"q8_0 prefill, causal bottom-right, H/G 3",
+        9, 3, 64, 64, 1000, 936, 1, 0, 0.0f, GQA_Q8_0, DATA_UNIFORM, 0, 0, NULL},
+    {"q8_0 MQA split decode, d 96",
+        27, 1, 96, 1, 4096, 4095, 1, 0, 0.0f, GQA_Q8_0, DATA_UNIFORM, 0, 0, NULL},
+    {"q8_0 non-causal window, d 32, MHA",
+        8, 8, 32, 7, 113, 50, 0, 16, 0.0f, GQA_Q8_0, DATA_UNIFORM, 0, 0, NULL},
+    {"q8_0 large scores, d 256",
+        8, 2, 256, 7, 1000, 993, 1, 0, 1.0f, GQA_Q8_0, DATA_LARGE, 0, 0, NULL},
 };
 /* clang-format on */
 
@@ -431,8 +446,8 @@ static void make_data(const attn_case *c, uint64_t seed, case_data *cd)
         cd->vmax = 8.0;
         break;
     }
-    cd->k = tu_xmalloc(nkv * tu_dtype_size(c->dtype));
-    cd->v = tu_xmalloc(nkv * tu_dtype_size(c->dtype));
+    cd->k = tu_xmalloc(tu_bytes(c->dtype, nkv));
+    cd->v = tu_xmalloc(tu_bytes(c->dtype, nkv));
     tu_encode(c->dtype, kf, cd->k, nkv);
     tu_encode(c->dtype, vf, cd->v, nkv);
     free(kf);
@@ -749,6 +764,11 @@ int main(int argc, char **argv)
            info.n_pairs - info.n_coverable, n_explicit, tu_seconds() - t0);
 
     static const int sweep_threads[] = {1, 2}, explicit_threads[] = {1, 2, 3};
+#ifdef GQA_TEST_SANITIZED
+    static const int sampled_threads[] = {2};
+#else
+    static const int sampled_threads[] = {1, 2};
+#endif
     run_stats st;
     memset(&st, 0, sizeof st);
     for (int n = 0; n < n_cases; n++) {
@@ -767,7 +787,9 @@ int main(int argc, char **argv)
         if (only >= 0 && n != only)
             continue;
         double tc = tu_seconds();
-        if (n < n_sweep || c->sample_rows)
+        if (c->sample_rows)
+            run_case(c, n, sampled_threads, N_ELEMS(sampled_threads), &st);
+        else if (n < n_sweep)
             run_case(c, n, sweep_threads, N_ELEMS(sweep_threads), &st);
         else
             run_case(c, n, explicit_threads, N_ELEMS(explicit_threads), &st);

@@ -61,8 +61,8 @@ static void make(const det_case *c, int n, det_data *dd)
     tu_fill_uniform(&rng, dd->q, nq, -1.0f, 1.0f);
     tu_fill_uniform(&rng, kf, nkv, -1.0f, 1.0f);
     tu_fill_uniform(&rng, vf, nkv, -1.0f, 1.0f);
-    dd->k = tu_xmalloc(nkv * tu_dtype_size(c->dtype));
-    dd->v = tu_xmalloc(nkv * tu_dtype_size(c->dtype));
+    dd->k = tu_xmalloc(tu_bytes(c->dtype, nkv));
+    dd->v = tu_xmalloc(tu_bytes(c->dtype, nkv));
     tu_encode(c->dtype, kf, dd->k, nkv);
     tu_encode(c->dtype, vf, dd->v, nkv);
     free(kf);

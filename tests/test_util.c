@@ -60,8 +60,34 @@ size_t tu_dtype_size(gqa_dtype t)
     return t == GQA_F32 ? 4 : 2;
 }
 
+size_t tu_bytes(gqa_dtype t, size_t n)
+{
+    return t == GQA_Q8_0 ? n / 32 * 34 : n * tu_dtype_size(t);
+}
+
+/* GGML Q8_0, written here independently of the library: per 32 values an f16
+ * scale d = max|x| / 127, then q = round(x / d) as int8. */
+static void encode_q8_0(const float *src, unsigned char *dst, size_t n)
+{
+    for (size_t b = 0; b < n / 32; b++) {
+        const float *x = src + b * 32;
+        float amax = 0.0f;
+        for (int i = 0; i < 32; i++)
+            amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+        const float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+        const uint16_t h = gqa_f32_to_f16(d);
+        memcpy(dst + b * 34, &h, 2);
+        for (int i = 0; i < 32; i++)
+            dst[b * 34 + 2 + (size_t)i] = (unsigned char)(int8_t)lrintf(x[i] * id);
+    }
+}
+
 void tu_encode(gqa_dtype t, const float *src, void *dst, size_t n)
 {
+    if (t == GQA_Q8_0) {
+        encode_q8_0(src, dst, n);
+        return;
+    }
     if (t == GQA_F32) {
         memcpy(dst, src, n * sizeof(float));
         return;
@@ -73,6 +99,12 @@ void tu_encode(gqa_dtype t, const float *src, void *dst, size_t n)
 
 double tu_decode(gqa_dtype t, const void *src, size_t i)
 {
+    if (t == GQA_Q8_0) {
+        const unsigned char *blk = (const unsigned char *)src + i / 32 * 34;
+        uint16_t h;
+        memcpy(&h, blk, 2);
+        return (double)(int8_t)blk[2 + i % 32] * (double)gqa_f16_to_f32(h);
+    }
     if (t == GQA_F32)
         return (double)((const float *)src)[i];
     uint16_t h = ((const uint16_t *)src)[i];

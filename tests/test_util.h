@@ -42,6 +42,8 @@ void *tu_xmalloc_at(size_t bytes, const char *file, int line);
 
 /* Bytes per element of a K/V dtype this suite feeds the library (f32/f16/bf16). */
 size_t tu_dtype_size(gqa_dtype t);
+/* Bytes of n elements of t (q8_0: n a multiple of 32). */
+size_t tu_bytes(gqa_dtype t, size_t n);
 /* Encode n floats as `t` elements into dst (f32: copy; f16/bf16: the
  * library's round-to-nearest-even conversion). */
 void tu_encode(gqa_dtype t, const float *src, void *dst, size_t n);

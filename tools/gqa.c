@@ -25,6 +25,7 @@ typedef struct command {
 /* One row per subcommand. */
 static const command commands[] = {
     {"bench", cmd_bench, "time attention against machine limits measured in the same run"},
+    {"plan", cmd_plan, "KV cache memory per token and sequences that fit in a budget"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
