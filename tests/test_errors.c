@@ -21,19 +21,6 @@
 #include "gqa.h"
 #include "test_util.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
 
 /* ---------------------------------------------------- message checks -- */
 
@@ -309,7 +296,7 @@ static void test_valid_edges(void)
         const char *kernel = ki < 0 ? "ref" : tu_fast_kernels[ki];
         int sel = tu_select_kernel(kernel);
         if (sel < 0)
-            failed++;
+            tu_failed++;
         if (sel != 1)
             continue;
         for (int64_t q_pos = 100; q_pos <= 1000000000000ll; q_pos *= 10000) {
@@ -544,7 +531,7 @@ static void test_special_values(void)
         const char *kernel = ki < 0 ? "ref" : tu_fast_kernels[ki];
         int sel = tu_select_kernel(kernel);
         if (sel < 0)
-            failed++;
+            tu_failed++;
         if (sel != 1)
             continue;
         for (int kind = PLANT_Q_NAN; kind <= PLANT_V_NAN; kind++)
@@ -771,7 +758,7 @@ int main(void)
     if (tu_select_kernel("ref") == 1)
         test_bad_arguments();
     else
-        failed++;
+        tu_failed++;
     for (int ki = 0; ki < tu_n_fast_kernels; ki++) /* checks must not depend on the kernel */
         if (tu_select_kernel(tu_fast_kernels[ki]) == 1)
             test_bad_arguments();
@@ -786,6 +773,5 @@ int main(void)
     free(buf_v);
     free(buf_out);
     free(buf_lse);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return tu_summary();
 }

@@ -23,19 +23,6 @@
 #define RTOL 2e-4
 #define MAX_SEQS 12
 
-static int n_pass, n_fail;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            n_pass++;                                                                              \
-        } else {                                                                                   \
-            n_fail++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
 
 typedef struct shape {
     int L, H, G, d, block_tokens;
@@ -267,6 +254,5 @@ int main(void)
             break;
     q8_accuracy();
     printf("total %.1f s\n", tu_seconds() - t0);
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail != 0;
+    return tu_summary();
 }

@@ -27,19 +27,6 @@
 #include "kv/kv_internal.h"
 #include "test_util.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
 
 static const gqa_dtype all_dtypes[] = {GQA_F32, GQA_F16, GQA_BF16, GQA_Q8_0};
 #define N_DTYPES 4
@@ -1071,7 +1058,7 @@ static void test_bad_config(void)
     cfg = (gqa_kv_config){INT32_MAX, INT32_MAX, 256, 65536, GQA_F32, UINT64_MAX};
     EXPECT_ERR(gqa_kv_cache_create(&cfg, &c), GQA_ERR_INVALID_ARG, "overflow");
     gqa_kv_cache_free(NULL);
-    passed++;
+    tu_passed++;
 #undef BAD_CFG
 }
 
@@ -1190,6 +1177,5 @@ int main(void)
     test_bad_calls();
     const double t2 = tu_seconds();
     printf("time: model %.2f s, the rest %.2f s\n", t1 - t0, t2 - t1);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return tu_summary();
 }

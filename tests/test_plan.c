@@ -19,20 +19,7 @@
 #include <cJSON.h>
 
 #include "gqa.h"
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
+#include "test_util.h"
 
 /* Run `gqa plan ARGS` and return its stdout (and stderr when merge is set),
  * malloc'ed; *status gets the exit status. */
@@ -71,7 +58,7 @@ static uint64_t num(const cJSON *o, const char *name)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
     if (!cJSON_IsNumber(it)) {
-        failed++;
+        tu_failed++;
         printf("FAIL: JSON field '%s' missing or not a number\n", name);
         return 0;
     }
@@ -229,6 +216,5 @@ int main(int argc, char **argv)
     check_fails(gqa, "--layers 2 --heads 12 --kv-heads 5 --head-dim 64 --budget 1 --ctx 1",
                 "must divide");
     check_fails(gqa, "--layers 2 --heads 12 --kv-heads 4 --head-dim 257 --budget 1 --ctx 1", "257");
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return tu_summary();
 }

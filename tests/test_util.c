@@ -295,3 +295,11 @@ double tu_seconds(void)
     timespec_get(&ts, TIME_UTC);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+int tu_passed, tu_failed;
+
+int tu_summary(void)
+{
+    printf("%d passed, %d failed\n", tu_passed, tu_failed);
+    return tu_failed ? 1 : 0;
+}

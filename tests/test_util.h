@@ -12,6 +12,7 @@
 #define GQA_TEST_UTIL_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "gqa.h"
@@ -121,5 +122,23 @@ int tu_select_kernel(const char *name);
 
 /* Wall-clock seconds from an arbitrary origin (C11 timespec_get). */
 double tu_seconds(void);
+
+
+/* Check counters shared by a test binary; CHECK counts a pass or prints the
+ * failure (file:line and a printf-style message) and counts it. */
+extern int tu_passed, tu_failed;
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            tu_passed++;                                                                           \
+        } else {                                                                                   \
+            tu_failed++;                                                                           \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
+            printf(__VA_ARGS__);                                                                   \
+            printf("\n");                                                                          \
+        }                                                                                          \
+    } while (0)
+/* Print the closing "N passed, M failed" line; the exit status for main. */
+int tu_summary(void);
 
 #endif
