@@ -1,4 +1,5 @@
-/* cmd_bench.c - `gqa bench attn`: attention timings next to machine limits.
+/* cmd_bench.c - `gqa bench`: the benchmark table, and `gqa bench attn`:
+ * attention timings next to machine limits (`gqa bench kv` is cmd_bench_kv.c).
  *
  * For each named shape: the median time of one gqa_attention call, the K/V
  * bytes it must read and the FLOPs of its unmasked work, each as a rate and as
@@ -9,25 +10,21 @@
  * Benchmarks are tools, not tests: nothing here fails on a slow number.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <fnmatch.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cJSON.h>
 
+#include "bench_util.h"
 #include "cmd.h"
 #include "gqa.h"
 
-#define HEADER_PROBE_BYTES     ((size_t)256 << 20)
 #define DEFAULT_TARGET_SECONDS 0.5 /* timed calls per shape */
 #define QUICK_TARGET_SECONDS   0.3
-#define MIN_REPS               3
-#define MAX_REPS               100000
 #define ROOFLINE_TARGET        1.25 /* issue target for decode shapes with >= 4096 keys */
 #define DIVIDEND_GQA_TARGET    3.6
 #define DIVIDEND_MQA_TARGET    5.0
@@ -164,85 +161,17 @@ static int select_shapes(const bench_shape *shapes, const char *filter, int quic
 
 /* ------------------------------------------------------------- utilities -- */
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* splitmix64: fixed seeds make every run read the same inputs. */
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [-1, 1). */
-static float random_unit(uint64_t *state)
-{
-    return (float)(next_random(state) >> 40) * (2.0f / 16777216.0f) - 1.0f;
-}
-
 static void fill_random(void *buf, size_t n, gqa_dtype t, uint64_t seed)
 {
     if (t == GQA_F32) {
         float *f = buf;
         for (size_t i = 0; i < n; i++)
-            f[i] = random_unit(&seed);
+            f[i] = bench_random_unit(&seed);
     } else {
         uint16_t *h = buf;
         for (size_t i = 0; i < n; i++)
-            h[i] = gqa_f32_to_f16(random_unit(&seed));
+            h[i] = gqa_f32_to_f16(bench_random_unit(&seed));
     }
-}
-
-/* 64-byte aligned; aligned_alloc wants a size that is a multiple of 64. */
-static void *alloc_aligned(size_t bytes)
-{
-    return aligned_alloc(64, (bytes + 63) / 64 * 64);
-}
-
-/* The "model name" line of /proc/cpuinfo, or "unknown". */
-static void read_cpu_model(char *out, size_t size)
-{
-    snprintf(out, size, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) != 0)
-            continue;
-        const char *p = strchr(line, ':');
-        if (!p)
-            continue;
-        p++;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        line[strcspn(line, "\n")] = '\0';
-        snprintf(out, size, "%s", p);
-        break;
-    }
-    fclose(f);
-}
-
-static void format_time(double s, char *out, size_t size)
-{
-    if (s < 1e-3)
-        snprintf(out, size, "%.1f us", s * 1e6);
-    else if (s < 1.0)
-        snprintf(out, size, "%.3f ms", s * 1e3);
-    else
-        snprintf(out, size, "%.3f s", s);
 }
 
 /* ------------------------------------------------------------ measuring -- */
@@ -255,13 +184,7 @@ typedef struct shape_result {
     double probe_bw;        /* bytes/s over a buffer of `bytes` */
 } shape_result;
 
-typedef struct machine {
-    char cpu_model[256];
-    int threads;
-    const char *kernel;
-    double fma_peak;  /* FLOP/s */
-    double header_bw; /* bytes/s over HEADER_PROBE_BYTES */
-} machine;
+typedef bench_machine machine;
 
 static double bw_ratio(const shape_result *r)
 {
@@ -299,10 +222,10 @@ static int alloc_buffers(const bench_shape *s, shape_buffers *b)
     size_t q_elems = (size_t)sb->n_q * (size_t)sb->H * (size_t)sb->d;
     size_t kv_elems = (size_t)sb->n_kv * (size_t)sb->G * (size_t)sb->d;
     size_t kv_size = kv_elems * dtype_size(s->dtype);
-    b->q = alloc_aligned(q_elems * sizeof(float));
-    b->out = alloc_aligned(q_elems * sizeof(float));
-    b->k = alloc_aligned(kv_size);
-    b->v = alloc_aligned(kv_size);
+    b->q = bench_alloc_aligned(q_elems * sizeof(float));
+    b->out = bench_alloc_aligned(q_elems * sizeof(float));
+    b->k = bench_alloc_aligned(kv_size);
+    b->v = bench_alloc_aligned(kv_size);
     if (!b->q || !b->out || !b->k || !b->v) {
         free_buffers(b);
         cli_error("%s: cannot allocate %.1f MB of inputs", s->name,
@@ -322,9 +245,19 @@ static gqa_status call_attention(const bench_shape *s, const shape_buffers *b)
     return gqa_attention(&desc, sb->n_q, sb->n_kv, sb->q_pos, b->q, b->k, b->v, b->out, NULL);
 }
 
-/* Warm up (the first call also sizes the workspace) for a slice of the budget,
- * estimate the time per call from it, then time `target` seconds of single
- * calls and keep the median. */
+typedef struct attn_call {
+    const bench_shape *s;
+    const shape_buffers *b;
+} attn_call;
+
+static gqa_status call_attention_fn(void *ctx)
+{
+    const attn_call *c = ctx;
+    return call_attention(c->s, c->b);
+}
+
+/* One checked call (it also sizes the workspace), then the median of repeated
+ * calls after a warm-up (bench_time_calls). */
 static int time_shape(const bench_shape *s, const shape_buffers *b, double target, shape_result *r)
 {
     gqa_status st = call_attention(s, b);
@@ -337,37 +270,13 @@ static int time_shape(const bench_shape *s, const shape_buffers *b, double targe
             return CLI_EXIT_FAIL;
         }
 
-    double warm = target / 5.0, t0 = now_seconds(), elapsed;
-    int calls = 0;
-    do {
-        if ((st = call_attention(s, b)) != GQA_OK)
-            return cli_fail(st, s->name);
-        calls++;
-        elapsed = now_seconds() - t0;
-    } while (elapsed < warm && calls < MAX_REPS);
-
-    double est = elapsed / calls, want = target / (est > 1e-9 ? est : 1e-9);
-    int reps = want < MIN_REPS ? MIN_REPS : want > MAX_REPS ? MAX_REPS : (int)want;
-    double *times = malloc(sizeof(double) * (size_t)reps);
-    if (!times) {
-        cli_error("out of memory");
-        return CLI_EXIT_FAIL;
-    }
-    for (int i = 0; i < reps; i++) {
-        double start = now_seconds();
-        st = call_attention(s, b);
-        times[i] = now_seconds() - start;
-        if (st != GQA_OK) {
-            free(times);
-            return cli_fail(st, s->name);
-        }
-    }
-    qsort(times, (size_t)reps, sizeof(double), compare_doubles);
-    r->reps = reps;
-    r->t_min = times[0];
-    r->t_median = (reps % 2) ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
-    free(times);
-    return CLI_EXIT_OK;
+    attn_call call = {s, b};
+    bench_timing t;
+    int rc = bench_time_calls(call_attention_fn, &call, s->name, target, &t);
+    r->reps = t.reps;
+    r->t_median = t.t_median;
+    r->t_min = t.t_min;
+    return rc;
 }
 
 static int run_shape(const bench_shape *s, const machine *m, double target, shape_result *r)
@@ -376,17 +285,14 @@ static int run_shape(const bench_shape *s, const machine *m, double target, shap
     r->bytes = kv_bytes(s);
     r->flops = unmasked_flops(s->base);
 
-    /* Enough probe passes for ~0.1 s at the header bandwidth, within 5..1000. */
-    double passes = 0.1 * m->header_bw / r->bytes;
-    int probe_reps = passes < 5.0 ? 5 : passes > 1000.0 ? 1000 : (int)passes;
-    gqa_status st = gqa_probe_read_bandwidth((size_t)r->bytes, probe_reps, &r->probe_bw);
-    if (st != GQA_OK)
-        return cli_fail(st, "read-bandwidth probe");
+    int rc = bench_probe_read(m, r->bytes, &r->probe_bw);
+    if (rc != CLI_EXIT_OK)
+        return rc;
 
     shape_buffers b;
     if (alloc_buffers(s, &b) != 0)
         return CLI_EXIT_FAIL;
-    int rc = time_shape(s, &b, target, r);
+    rc = time_shape(s, &b, target, r);
     free_buffers(&b);
     return rc;
 }
@@ -395,11 +301,7 @@ static int run_shape(const bench_shape *s, const machine *m, double target, shap
 
 static void print_header(const machine *m)
 {
-    printf("gqa bench attn | kernel %s | %d thread%s | %s\n", m->kernel, m->threads,
-           m->threads == 1 ? "" : "s", m->cpu_model);
-    printf("probes: FMA peak %.1f GFLOP/s (f32, all threads); read bandwidth %.1f GB/s over "
-           "%zu MiB\n",
-           m->fma_peak / 1e9, m->header_bw / 1e9, HEADER_PROBE_BYTES >> 20);
+    bench_print_machine("attn", m);
     printf("(bw ratio: GB/s over a read probe of the K/V size; roofline: time / max(bytes/bw, "
            "flops/peak), target <= %.2f for decode with >= 4096 keys)\n\n",
            ROOFLINE_TARGET);
@@ -411,7 +313,7 @@ static void print_header(const machine *m)
 static void print_row(const shape_result *r, const machine *m)
 {
     char t[32];
-    format_time(r->t_median, t, sizeof t);
+    bench_format_time(r->t_median, t, sizeof t);
     double roof = r->t_median / roofline_time(r, m);
     const char *bound = r->bytes / r->probe_bw >= r->flops / m->fma_peak ? "bw" : "fma";
     const char *flag = "";
@@ -526,33 +428,10 @@ static cJSON *result_json(const shape_result *r, const machine *m)
 static cJSON *report_json(const machine *m, const shape_result *res, int n, const dividend *d,
                           int rows)
 {
-    char date[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    if (gmtime_r(&now, &tm))
-        strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    else
-        snprintf(date, sizeof date, "unknown");
-    char version[32];
-    snprintf(version, sizeof version, "%d.%d.%d", GQA_VERSION_MAJOR, GQA_VERSION_MINOR,
-             GQA_VERSION_PATCH);
-
-    /* cJSON's Add* calls do nothing on a NULL parent, so checking the three
-     * containers also catches a failed root. */
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "benchmark", "attn");
-    cJSON_AddStringToObject(root, "version", version);
-    cJSON_AddStringToObject(root, "date", date);
-    cJSON_AddStringToObject(root, "kernel", m->kernel);
-    cJSON_AddNumberToObject(root, "threads", m->threads);
-    cJSON_AddStringToObject(root, "cpu_model", m->cpu_model);
-    cJSON *probes = cJSON_AddObjectToObject(root, "probes");
-    cJSON_AddNumberToObject(probes, "fma_peak_gflop_per_s", m->fma_peak / 1e9);
-    cJSON_AddNumberToObject(probes, "read_gb_per_s", m->header_bw / 1e9);
-    cJSON_AddNumberToObject(probes, "read_buffer_bytes", (double)HEADER_PROBE_BYTES);
+    cJSON *root = bench_json_root("attn", m);
     cJSON *results = cJSON_AddArrayToObject(root, "results");
     cJSON *divs = cJSON_AddArrayToObject(root, "gqa_dividend");
-    if (!probes || !results || !divs) {
+    if (!root || !results || !divs) {
         cJSON_Delete(root);
         return NULL;
     }
@@ -579,29 +458,6 @@ static cJSON *report_json(const machine *m, const shape_result *res, int n, cons
             cJSON_AddNumberToObject(o, "mha_over_mqa", d[i].mha_over_mqa);
     }
     return root;
-}
-
-/* `f` was opened before the run so that a bad path fails before the minutes of
- * measuring; this closes it. */
-static int write_json(FILE *f, const char *path, const machine *m, const shape_result *res, int n,
-                      const dividend *d, int rows)
-{
-    cJSON *root = report_json(m, res, n, d, rows);
-    char *text = root ? cJSON_Print(root) : NULL;
-    cJSON_Delete(root);
-    if (!text) {
-        fclose(f);
-        cli_error("out of memory building the JSON report");
-        return CLI_EXIT_FAIL;
-    }
-    int bad = fputs(text, f) < 0 || fputc('\n', f) == EOF;
-    bad |= fclose(f) != 0;
-    cJSON_free(text);
-    if (bad) {
-        cli_error("cannot write '%s': %s", path, strerror(errno));
-        return CLI_EXIT_FAIL;
-    }
-    return CLI_EXIT_OK;
 }
 
 /* ----------------------------------------------------------- gqa bench attn -- */
@@ -692,28 +548,6 @@ static void list_shapes(const bench_shape *shapes, const int *selected)
     }
 }
 
-/* Library settings first (threads, kernel), then the probes they govern. */
-static int setup_machine(const attn_options *o, machine *m)
-{
-    if (o->threads >= 0)
-        gqa_set_num_threads((int)o->threads);
-    if (o->kernel) {
-        gqa_status st = gqa_set_kernel(o->kernel);
-        if (st != GQA_OK)
-            return cli_fail(st, "--kernel");
-    }
-    read_cpu_model(m->cpu_model, sizeof m->cpu_model);
-    m->threads = gqa_get_num_threads();
-    m->kernel = gqa_kernel_name();
-    gqa_status st = gqa_probe_fma_peak(&m->fma_peak);
-    if (st != GQA_OK)
-        return cli_fail(st, "FMA-peak probe");
-    st = gqa_probe_read_bandwidth(HEADER_PROBE_BYTES, 10, &m->header_bw);
-    if (st != GQA_OK)
-        return cli_fail(st, "read-bandwidth probe");
-    return CLI_EXIT_OK;
-}
-
 static int bench_attn(int argc, char **argv)
 {
     attn_options o;
@@ -736,16 +570,14 @@ static int bench_attn(int argc, char **argv)
         return CLI_EXIT_OK;
     }
 
-    FILE *json = NULL;
-    if (o.json_path && !(json = fopen(o.json_path, "w"))) {
-        cli_error("cannot open '%s' for writing: %s", o.json_path, strerror(errno));
+    FILE *json;
+    if (bench_json_open(o.json_path, &json) != CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
-    }
     machine m;
     shape_result results[N_SHAPES];
     dividend divs[N_DIVIDEND];
     int n = 0, rows;
-    if ((rc = setup_machine(&o, &m)) != CLI_EXIT_OK)
+    if ((rc = bench_setup_machine(o.threads, o.kernel, &m)) != CLI_EXIT_OK)
         goto fail;
     print_header(&m);
     for (size_t i = 0; i < N_SHAPES; i++) {
@@ -759,13 +591,11 @@ static int bench_attn(int argc, char **argv)
 
     rows = compute_dividends(results, n, divs);
     print_dividends(divs, rows);
-    return json ? write_json(json, o.json_path, &m, results, n, divs, rows) : CLI_EXIT_OK;
+    return json ? bench_json_write(json, o.json_path, report_json(&m, results, n, divs, rows))
+                : CLI_EXIT_OK;
 
 fail:
-    if (json) {
-        fclose(json);
-        remove(o.json_path); /* no half-run report left behind */
-    }
+    bench_json_discard(json, o.json_path);
     return rc;
 }
 
@@ -779,6 +609,7 @@ typedef struct benchmark {
 
 static const benchmark benchmarks[] = {
     {"attn", bench_attn, "gqa_attention on decode and prefill shapes (GB/s, GFLOP/s, roofline)"},
+    {"kv", cmd_bench_kv, "batched paged decode (tokens/s, GB/s) and sequences per memory budget"},
 };
 #define N_BENCHMARKS (sizeof(benchmarks) / sizeof(benchmarks[0]))
 
