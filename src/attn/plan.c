@@ -146,25 +146,42 @@ static void locate_contiguous(const plan *pl, const gqa_attn_item *it, int g, gq
     seg->j_end = it->n_kv;
 }
 
-/* Fold keys c0..c1-1 of head g into rows i0.. of the task state, one kernel
- * job per stretch of keys that shares a stride. */
+#define MAX_SEGS 64
+
+/* Fold keys c0..c1-1 of head g into the job's rows: one kernel call for a
+ * contiguous source, and one per MAX_SEGS runs (cache blocks) for a paged
+ * one, so the kernel's per-call set-up is paid once per many blocks. */
 static void fold_keys(const plan *pl, const gqa_attn_item *it, int g, int64_t c0, int64_t c1,
                       gqa_tile_job *job)
 {
-    for (int64_t j = c0; j < c1;) {
-        gqa_kv_segment seg;
-        if (pl->b->locate)
-            pl->b->locate(pl->b->locate_ctx, it, g, j, &seg);
-        else
-            locate_contiguous(pl, it, g, &seg);
+    gqa_kv_segment seg;
+    if (!pl->b->locate) {
+        locate_contiguous(pl, it, g, &seg);
         job->k = seg.k;
         job->v = seg.v;
         job->key_base = seg.key_base;
         job->row_stride = seg.row_stride;
-        job->j0 = j;
-        job->j1 = seg.j_end < c1 ? seg.j_end : c1;
+        job->n_seg = 0;
+        job->j0 = c0;
+        job->j1 = c1;
         pl->ks->attn_tile(job);
-        j = job->j1;
+        return;
+    }
+    gqa_tile_seg runs[MAX_SEGS];
+    for (int64_t j = c0; j < c1;) {
+        int n = 0;
+        const int64_t first = j;
+        while (j < c1 && n < MAX_SEGS) {
+            pl->b->locate(pl->b->locate_ctx, it, g, j, &seg);
+            runs[n++] = (gqa_tile_seg){seg.k, seg.v, seg.key_base, seg.j_end};
+            job->row_stride = seg.row_stride;
+            j = seg.j_end < c1 ? seg.j_end : c1;
+        }
+        job->n_seg = n;
+        job->seg = runs;
+        job->j0 = first;
+        job->j1 = j;
+        pl->ks->attn_tile(job);
     }
 }
 

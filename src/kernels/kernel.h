@@ -37,6 +37,7 @@
  *          or Inf in its K or V row.
  * k, v:    the row of key `key_base` for this KV head; key j's row starts at
  *          byte (j - key_base) * row_stride from it. Elements are `dtype`.
+ *          (Or n_seg runs of keys, each with its own k, v and key_base.)
  * m, l:    per-row running max and sum of exp(s - m); -INFINITY and 0 before
  *          the first job.
  * acc:     n_rows rows of dpad floats, the unnormalised sum of exp(s - m) * v;
@@ -44,6 +45,12 @@
  * scratch: GQA_TILE_SCRATCH_BYTES, 64-byte aligned, contents undefined.
  * After the call the state is what it would be after seeing the keys in
  * order j0..j1-1 (up to float rounding); tails of any length are handled. */
+/* A run of keys key_base .. j_end-1 stored at one place (a cache block). */
+typedef struct gqa_tile_seg {
+    const void *k, *v;
+    int64_t key_base, j_end;
+} gqa_tile_seg;
+
 typedef struct gqa_tile_job {
     int32_t n_rows;
     int32_t d;
@@ -58,6 +65,11 @@ typedef struct gqa_tile_job {
     int64_t j0, j1;
     float *m, *l, *acc;
     void *scratch;
+    /* Paged keys: n_seg > 0 runs in key order that cover j0..j1-1 replace
+     * k, v and key_base (row_stride is shared); the job's state (and the
+     * gemm path's transposed q) carries across them. 0: k, v, key_base. */
+    int32_t n_seg;
+    const gqa_tile_seg *seg;
 } gqa_tile_job;
 
 typedef struct gqa_kernel_set {

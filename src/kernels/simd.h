@@ -9,6 +9,7 @@
  *   v_load_f16 / v_load_bf16 (VL elements widened to f32 in registers),
  *   v_load_n_{f32,f16,bf16}(p, n): the first n < VL elements, rest zero,
  *   v_load_q8(p, scale): VL int8 values times scale,
+ *   f16_scalar(h): one f16 bit pattern as a float (hardware conversion),
  *   v_keep_range(s, j0, lo, hi): lanes i with lo <= j0 + i <= hi keep s, else -inf,
  *   v_keep_rows(s, j, lo, hi): lanes i with lo[i] <= j <= hi[i] keep s, else -inf,
  *   v_exp (relative error ~2e-7; exactly 0 for x < -87.3 and for -inf; NaN stays NaN),
@@ -67,6 +68,7 @@ GQA_INLINE vf v_load_bf16(const uint16_t *p)
     return bf16_widen(_mm256_loadu_si256((const __m256i *)(const void *)p));
 }
 GQA_INLINE vf v_load_n_f32(const float *p, int n) { return _mm512_maskz_loadu_ps(first_n(n), p); }
+GQA_INLINE float f16_scalar(uint16_t h) { return _cvtsh_ss(h); }
 GQA_INLINE vf v_load_q8(const int8_t *p, float scale)
 {
     const __m512i w = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
@@ -181,6 +183,7 @@ GQA_INLINE vf v_load_n_f32(const float *p, int n)
     const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     return _mm256_maskload_ps(p, m);
 }
+GQA_INLINE float f16_scalar(uint16_t h) { return _cvtsh_ss(h); }
 GQA_INLINE vf v_load_q8(const int8_t *p, float scale)
 {
     const __m256i w = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p));
@@ -262,6 +265,10 @@ GQA_INLINE float v_hmax(vf a) { return vmaxnmvq_f32(a); }
 GQA_INLINE float v_hsum(vf a) { return vaddvq_f32(a); }
 GQA_INLINE vf v_load_f16(const uint16_t *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
 GQA_INLINE vf v_load_bf16(const uint16_t *p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
+GQA_INLINE float f16_scalar(uint16_t h)
+{
+    return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
+}
 GQA_INLINE vf v_load_q8(const int8_t *p, float scale)
 {
     int8_t b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -342,6 +349,7 @@ GQA_INLINE float v_hsum(vf a) { return a; }
 GQA_INLINE vf v_load_f16(const uint16_t *p) { return gqa_f16_to_f32(*p); }
 GQA_INLINE vf v_load_bf16(const uint16_t *p) { return gqa_bf16_to_f32(*p); }
 GQA_INLINE vf v_load_n_f32(const float *p, int n) { return n > 0 ? *p : 0.0f; }
+GQA_INLINE float f16_scalar(uint16_t h) { return gqa_f16_to_f32(h); }
 GQA_INLINE vf v_load_q8(const int8_t *p, float scale) { return (float)*p * scale; }
 GQA_INLINE vf v_load_n_f16(const uint16_t *p, int n) { return n > 0 ? gqa_f16_to_f32(*p) : 0.0f; }
 GQA_INLINE vf v_load_n_bf16(const uint16_t *p, int n) { return n > 0 ? gqa_bf16_to_f32(*p) : 0.0f; }
