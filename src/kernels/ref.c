@@ -48,7 +48,7 @@ void gqa_attention_ref(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv, int
             const int g = h / R;
             const float *qr = q + (i * H + h) * d;
             float *o = out + (i * H + h) * d;
-            double m = -INFINITY, l = 0.0;
+            double m = -HUGE_VAL, l = 0.0;
             for (int64_t j = lo; j <= hi; j++) {
                 double s = scale * dot(qr, k, desc->kv_dtype, (j * G + g) * d, d);
                 if (s > m) /* a NaN score never wins; it still poisons l below */

@@ -1,0 +1,219 @@
+/* gqa_model.h - public API of libgqa's model layer: reading model files.
+ *
+ * This header grows with the model layer (weights, forward pass, tokenizer,
+ * sampler). It starts with the GGUF reader.
+ *
+ * Conventions are those of gqa.h: every function that can fail returns a
+ * gqa_status and leaves a message in gqa_last_error(); the library never
+ * aborts, exits or prints.
+ */
+#ifndef GQA_MODEL_H
+#define GQA_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gqa.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ GGUF -- */
+/* A read-only view of a GGUF file (versions 2 and 3, little-endian).
+ *
+ * gqa_gguf_open memory-maps the file and validates all of it before returning:
+ * the header, every metadata key and value (arrays and nested arrays
+ * included), every tensor description, the alignment, and that each tensor's
+ * bytes lie inside the file without overlapping another's. After a
+ * successful open no accessor can read outside the file. A malformed file
+ * gives GQA_ERR_FORMAT, with the problem and its byte offset in
+ * gqa_last_error(). See docs/gguf.md for the full list of checks.
+ *
+ * Ownership: the handle owns the mapping. Every pointer an accessor returns
+ * (key and tensor names, string values, tensor data) is borrowed from the
+ * handle and valid until gqa_gguf_close. Strings read from metadata values
+ * are NOT NUL-terminated (pointer + length, bytes as in the file); key names
+ * and tensor names ARE NUL-terminated copies.
+ *
+ * Thread safety: a handle is immutable after open; any number of threads may
+ * call the accessors on it concurrently.
+ *
+ * Lookup by name is exact and case-sensitive. A key or tensor that is not
+ * there is GQA_ERR_FORMAT for the getters (a model file lacking something it
+ * needs is malformed); use gqa_gguf_find_key / gqa_gguf_find_tensor to probe
+ * for optional entries without an error. */
+
+typedef struct gqa_gguf gqa_gguf;
+
+/* Metadata value types, numbered as in the GGUF specification. */
+typedef enum gqa_gguf_type {
+    GQA_GGUF_TYPE_UINT8 = 0,
+    GQA_GGUF_TYPE_INT8 = 1,
+    GQA_GGUF_TYPE_UINT16 = 2,
+    GQA_GGUF_TYPE_INT16 = 3,
+    GQA_GGUF_TYPE_UINT32 = 4,
+    GQA_GGUF_TYPE_INT32 = 5,
+    GQA_GGUF_TYPE_FLOAT32 = 6,
+    GQA_GGUF_TYPE_BOOL = 7,
+    GQA_GGUF_TYPE_STRING = 8,
+    GQA_GGUF_TYPE_ARRAY = 9,
+    GQA_GGUF_TYPE_UINT64 = 10,
+    GQA_GGUF_TYPE_INT64 = 11,
+    GQA_GGUF_TYPE_FLOAT64 = 12
+} gqa_gguf_type;
+
+/* Tensor element types, numbered as ggml numbers them (the ids stored in the
+ * file). Ids absent here (4, 5, 31-33, 36-38 were retired by ggml) and ids
+ * beyond the last are "unknown": such tensors are still listed, but their
+ * byte size cannot be known, so their data is not available. */
+typedef enum gqa_ggml_type {
+    GQA_GGML_TYPE_F32 = 0,
+    GQA_GGML_TYPE_F16 = 1,
+    GQA_GGML_TYPE_Q4_0 = 2,
+    GQA_GGML_TYPE_Q4_1 = 3,
+    GQA_GGML_TYPE_Q5_0 = 6,
+    GQA_GGML_TYPE_Q5_1 = 7,
+    GQA_GGML_TYPE_Q8_0 = 8,
+    GQA_GGML_TYPE_Q8_1 = 9,
+    GQA_GGML_TYPE_Q2_K = 10,
+    GQA_GGML_TYPE_Q3_K = 11,
+    GQA_GGML_TYPE_Q4_K = 12,
+    GQA_GGML_TYPE_Q5_K = 13,
+    GQA_GGML_TYPE_Q6_K = 14,
+    GQA_GGML_TYPE_Q8_K = 15,
+    GQA_GGML_TYPE_IQ2_XXS = 16,
+    GQA_GGML_TYPE_IQ2_XS = 17,
+    GQA_GGML_TYPE_IQ3_XXS = 18,
+    GQA_GGML_TYPE_IQ1_S = 19,
+    GQA_GGML_TYPE_IQ4_NL = 20,
+    GQA_GGML_TYPE_IQ3_S = 21,
+    GQA_GGML_TYPE_IQ2_S = 22,
+    GQA_GGML_TYPE_IQ4_XS = 23,
+    GQA_GGML_TYPE_I8 = 24,
+    GQA_GGML_TYPE_I16 = 25,
+    GQA_GGML_TYPE_I32 = 26,
+    GQA_GGML_TYPE_I64 = 27,
+    GQA_GGML_TYPE_F64 = 28,
+    GQA_GGML_TYPE_IQ1_M = 29,
+    GQA_GGML_TYPE_BF16 = 30,
+    GQA_GGML_TYPE_TQ1_0 = 34,
+    GQA_GGML_TYPE_TQ2_0 = 35,
+    GQA_GGML_TYPE_MXFP4 = 39
+} gqa_ggml_type;
+
+/* Description of one tensor. All pointers are borrowed from the handle. */
+typedef struct gqa_gguf_tensor_info {
+    const char *name;   /* NUL-terminated */
+    uint32_t ggml_type; /* a gqa_ggml_type value, or an unknown id */
+    int32_t n_dims;     /* 1..4 */
+    int64_t dims[4];    /* ggml order: dims[0] is the innermost (contiguous)
+                         * dimension, i.e. the row length; dims past n_dims are 1 */
+    int64_t n_elements; /* product of dims */
+    uint64_t n_bytes;   /* bytes of the data; 0 for an unknown type */
+    uint64_t offset;    /* absolute byte offset of the data in the file */
+    const void *data;   /* n_bytes bytes in the mapping (read-only; aligned to
+                         * the file's alignment when the mapping is page aligned);
+                         * NULL for an unknown type */
+} gqa_gguf_tensor_info;
+
+/* Open and validate the GGUF file at `path`; *out receives the handle (free
+ * it with gqa_gguf_close). *out is NULL on failure.
+ * Errors: GQA_ERR_INVALID_ARG (NULL argument), GQA_ERR_IO (cannot open, stat
+ * or map the file, or it is not a regular file; the message names the path
+ * and the system's reason), GQA_ERR_FORMAT (malformed file: what is wrong
+ * and at which byte offset), GQA_ERR_NO_MEMORY.
+ * The file must not be truncated by anyone while it is mapped. */
+gqa_status gqa_gguf_open(const char *path, gqa_gguf **out);
+
+/* The same for a GGUF image already in memory: `size` bytes at `data`,
+ * borrowed (not copied) - the caller keeps them alive and unchanged until
+ * gqa_gguf_close. `data` needs no particular alignment. Tensor data pointers
+ * then point into `data`. Same errors as gqa_gguf_open except GQA_ERR_IO. */
+gqa_status gqa_gguf_open_memory(const void *data, size_t size, gqa_gguf **out);
+
+/* Unmap and free. NULL is fine. */
+void gqa_gguf_close(gqa_gguf *g);
+
+/* File facts: GGUF version (2 or 3), tensor data alignment in bytes
+ * (general.alignment, default 32), absolute offset of the data section,
+ * and the file size. */
+uint32_t gqa_gguf_version(const gqa_gguf *g);
+uint32_t gqa_gguf_alignment(const gqa_gguf *g);
+uint64_t gqa_gguf_data_offset(const gqa_gguf *g);
+uint64_t gqa_gguf_file_size(const gqa_gguf *g);
+
+/* ---- metadata ---- */
+
+/* Number of metadata keys, in file order 0..n-1. */
+int64_t gqa_gguf_n_keys(const gqa_gguf *g);
+/* Index of `key`, or -1 if absent (no error is recorded for absence). */
+int64_t gqa_gguf_find_key(const gqa_gguf *g, const char *key);
+/* Name of key i (NUL-terminated, borrowed), or NULL for i out of range. */
+const char *gqa_gguf_key_name(const gqa_gguf *g, int64_t i);
+/* Value type of key i, or -1 for i out of range. */
+int gqa_gguf_key_type(const gqa_gguf *g, int64_t i);
+
+/* Typed getters. Integer getters accept any integer-typed value (u8 ... i64)
+ * whose value fits the requested type exactly; bool is not an integer here.
+ * gqa_gguf_get_f32 accepts f32, and f64 when the value converts exactly.
+ * Errors: GQA_ERR_INVALID_ARG (NULL argument), GQA_ERR_FORMAT (key absent,
+ * wrong type, or a value that does not fit; the message names the key). */
+gqa_status gqa_gguf_get_u32(const gqa_gguf *g, const char *key, uint32_t *out);
+gqa_status gqa_gguf_get_i32(const gqa_gguf *g, const char *key, int32_t *out);
+gqa_status gqa_gguf_get_u64(const gqa_gguf *g, const char *key, uint64_t *out);
+gqa_status gqa_gguf_get_f32(const gqa_gguf *g, const char *key, float *out);
+gqa_status gqa_gguf_get_bool(const gqa_gguf *g, const char *key, int *out);
+/* String value: *str points into the file (NOT NUL-terminated), *len bytes. */
+gqa_status gqa_gguf_get_str(const gqa_gguf *g, const char *key, const char **str, size_t *len);
+
+/* Array value: element type and count. Nested arrays report
+ * GQA_GGUF_TYPE_ARRAY; they are validated but have no element getters.
+ * elem_type or n may be NULL. Errors as for the typed getters. */
+gqa_status gqa_gguf_get_arr(const gqa_gguf *g, const char *key, gqa_gguf_type *elem_type,
+                            uint64_t *n);
+/* Element i (0 <= i < n) of a string array: pointer into the file, NOT
+ * NUL-terminated, *len bytes. O(1). */
+gqa_status gqa_gguf_arr_str(const gqa_gguf *g, const char *key, uint64_t i, const char **str,
+                            size_t *len);
+/* Copy elements first .. first+count-1 of an integer array into dst
+ * (count int32_t). Each element must fit int32_t exactly (so u8, i8, u16,
+ * i16, i32 arrays always work). count == 0 is a no-op (dst may be NULL). */
+gqa_status gqa_gguf_arr_i32(const gqa_gguf *g, const char *key, uint64_t first, uint64_t count,
+                            int32_t *dst);
+/* The same for an f32 array (or an f64 array whose elements convert exactly). */
+gqa_status gqa_gguf_arr_f32(const gqa_gguf *g, const char *key, uint64_t first, uint64_t count,
+                            float *dst);
+
+/* ---- tensors ---- */
+
+/* Number of tensors, in file order 0..n-1. */
+int64_t gqa_gguf_n_tensors(const gqa_gguf *g);
+/* Index of tensor `name`, or -1 if absent (no error is recorded). */
+int64_t gqa_gguf_find_tensor(const gqa_gguf *g, const char *name);
+/* Describe tensor i / the tensor named `name` into *info.
+ * GQA_ERR_UNSUPPORTED when its ggml type id is unknown to this build (the
+ * message names the id; *info is still filled, with data NULL, n_bytes 0).
+ * GQA_ERR_INVALID_ARG for NULL arguments or i out of range, GQA_ERR_FORMAT
+ * when no tensor has that name. */
+gqa_status gqa_gguf_tensor_at(const gqa_gguf *g, int64_t i, gqa_gguf_tensor_info *info);
+gqa_status gqa_gguf_tensor(const gqa_gguf *g, const char *name, gqa_gguf_tensor_info *info);
+
+/* ---- type facts ---- */
+
+/* Lower-case name of a ggml type id ("f32", "q4_1", "q6_k", ...), or
+ * "unknown". Never NULL. */
+const char *gqa_gguf_type_name(uint32_t ggml_type);
+/* Lower-case name of a metadata value type ("u32", "string", "array", ...),
+ * or "unknown". Never NULL. */
+const char *gqa_gguf_value_type_name(int value_type);
+/* Block layout of a ggml type: elements per block and bytes per block.
+ * Returns 1 and fills the outputs (either may be NULL) for a known type,
+ * 0 for an unknown one. */
+int gqa_gguf_type_block(uint32_t ggml_type, int64_t *block_elems, int64_t *block_bytes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GQA_MODEL_H */
