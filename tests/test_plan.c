@@ -209,7 +209,42 @@ int main(int argc, char **argv)
     CHECK(status == 0 && strstr(text, "q8_0") && strstr(text, "MQA"), "text table: status %d\n%s",
           status, text);
     free(text);
-    check_fails(gqa, "--model llama3-8b.gguf --budget 1GiB --ctx 8", "GGUF");
+    /* A GGUF file that cannot be read is a run-time failure (exit 1), named. */
+    text = run_plan(gqa, "--model /nonexistent/llama3-8b.gguf --budget 1GiB --ctx 8", 1, &status);
+    CHECK(status == 1 && strstr(text, "/nonexistent/llama3-8b.gguf"), "missing GGUF: %d %s",
+          status, text);
+    free(text);
+    /* A real GGUF file gives the same plan as its preset (model name aside). */
+    const char *model = getenv("GQA_MODEL_PATH");
+    char path[300];
+    if (!model && getenv("GQA_SOURCE_DIR")) {
+        snprintf(path, sizeof path, "%s/models/SmolLM2-135M-Instruct.Q4_1.gguf",
+                 getenv("GQA_SOURCE_DIR"));
+        model = path;
+    }
+    FILE *mf = model ? fopen(model, "rb") : NULL;
+    if (mf) {
+        fclose(mf);
+        char args[400], json_args[420];
+        snprintf(args, sizeof args, "--model %s --budget 64MiB --ctx 1000", model);
+        snprintf(json_args, sizeof json_args, "%s --json", args);
+        char *a = run_plan(gqa, json_args, 0, &status);
+        char *b = run_plan(gqa, "--model smollm2-135m --budget 64MiB --ctx 1000 --json", 0, &status);
+        cJSON *ja = cJSON_Parse(a), *jb = cJSON_Parse(b);
+        cJSON_DeleteItemFromObject(ja, "model");
+        cJSON_DeleteItemFromObject(jb, "model");
+        CHECK(ja && jb && cJSON_Compare(ja, jb, 1), "plan of %s differs from smollm2-135m:\n%s\n%s",
+              model, a, b);
+        cJSON_Delete(ja);
+        cJSON_Delete(jb);
+        free(a);
+        free(b);
+        check_plan(gqa, args, 1);
+    } else {
+        printf("SKIP: no SmolLM2 GGUF (GQA_MODEL_PATH or models/): plan from a GGUF file untested\n");
+        CHECK(!getenv("GQA_REQUIRE_MODEL") || strcmp(getenv("GQA_REQUIRE_MODEL"), "1") != 0,
+              "GQA_REQUIRE_MODEL=1 but the model is absent");
+    }
     check_fails(gqa, "--model nope --budget 1GiB --ctx 8", "nope");
     check_fails(gqa, "--model llama3-8b --budget 8G --ctx 8", "8G");
     check_fails(gqa, "--model llama3-8b --ctx 8", "--budget");

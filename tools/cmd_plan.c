@@ -23,6 +23,7 @@
 
 #include "cmd.h"
 #include "gqa.h"
+#include "gqa_model.h"
 
 /* The cache names blocks with int32 ids; gqa_kv_cache_create refuses a
  * budget that makes more blocks than this. */
@@ -90,8 +91,9 @@ static void plan_usage(FILE *f)
         fprintf(f, "%s %s", i ? "," : "", presets[i].name);
     fprintf(f,
             "\n"
-            "                      (GGUF model files are not read yet; they come with the\n"
-            "                      model loader. Use a preset or the four numbers below.)\n"
+            "                      or a GGUF model file (NAME ending in .gguf or holding a\n"
+            "                      '/'): its {arch}.block_count, attention.head_count,\n"
+            "                      head_count_kv and key_length (else embedding_length / H)\n"
             "  --layers L          transformer layers\n"
             "  --heads H           query heads\n"
             "  --kv-heads G        KV heads (must divide H)\n"
@@ -142,6 +144,62 @@ static const preset *find_preset(const char *name)
         if (!strcmp(name, presets[i].name))
             return &presets[i];
     return NULL;
+}
+
+/* Shape from a GGUF file's metadata: {arch}.block_count, .attention.head_count,
+ * .attention.head_count_kv (absent: MHA) and .attention.key_length (absent:
+ * embedding_length / head_count). Returns 0, or -1 after printing the error. */
+static int shape_from_gguf(const char *path, plan_options *o)
+{
+    gqa_gguf *g = NULL;
+    gqa_status st = gqa_gguf_open(path, &g);
+    if (st != GQA_OK) {
+        cli_fail(st, path);
+        return -1;
+    }
+    const char *arch;
+    size_t arch_len;
+    char key[160];
+    uint32_t layers = 0, heads = 0, kv_heads = 0, head_dim = 0, embd = 0;
+    st = gqa_gguf_get_str(g, "general.architecture", &arch, &arch_len);
+    if (st == GQA_OK && arch_len > 64)
+        st = GQA_ERR_FORMAT;
+#define ARCH_KEY(suffix) (snprintf(key, sizeof key, "%.*s." suffix, (int)arch_len, arch), key)
+    if (st == GQA_OK)
+        st = gqa_gguf_get_u32(g, ARCH_KEY("block_count"), &layers);
+    if (st == GQA_OK)
+        st = gqa_gguf_get_u32(g, ARCH_KEY("attention.head_count"), &heads);
+    if (st == GQA_OK) {
+        if (gqa_gguf_find_key(g, ARCH_KEY("attention.head_count_kv")) >= 0)
+            st = gqa_gguf_get_u32(g, key, &kv_heads);
+        else
+            kv_heads = heads;
+    }
+    if (st == GQA_OK) {
+        if (gqa_gguf_find_key(g, ARCH_KEY("attention.key_length")) >= 0) {
+            st = gqa_gguf_get_u32(g, key, &head_dim);
+        } else {
+            st = gqa_gguf_get_u32(g, ARCH_KEY("embedding_length"), &embd);
+            head_dim = heads ? embd / heads : 0;
+        }
+    }
+#undef ARCH_KEY
+    if (st != GQA_OK) {
+        cli_fail(st, path);
+        gqa_gguf_close(g);
+        return -1;
+    }
+    gqa_gguf_close(g);
+    if (!layers || !heads || !kv_heads || !head_dim) {
+        cli_error("plan: '%s': its metadata gives %u layers, %u heads, %u KV heads, head_dim %u",
+                  path, layers, heads, kv_heads, head_dim);
+        return -1;
+    }
+    o->layers = layers;
+    o->heads = heads;
+    o->kv_heads = kv_heads;
+    o->head_dim = head_dim;
+    return 0;
 }
 
 static int is_gguf_path(const char *name)
@@ -211,21 +269,20 @@ static int parse_plan_options(int argc, char **argv, plan_options *o)
             return CLI_EXIT_USAGE;
         }
         const preset *p = find_preset(o->model);
-        if (!p) {
-            if (is_gguf_path(o->model))
-                cli_error("plan: '%s': GGUF model files are not supported yet; use a preset "
-                          "or --layers/--heads/--kv-heads/--head-dim",
-                          o->model);
-            else
-                cli_error("plan: unknown model '%s' (presets: llama3-8b, llama3-70b, "
-                          "mistral-7b, qwen2.5-0.5b, smollm2-135m)",
-                          o->model);
+        if (!p && is_gguf_path(o->model)) {
+            if (shape_from_gguf(o->model, o) != 0)
+                return CLI_EXIT_FAIL;
+        } else if (!p) {
+            cli_error("plan: unknown model '%s' (presets: llama3-8b, llama3-70b, "
+                      "mistral-7b, qwen2.5-0.5b, smollm2-135m; or a .gguf file)",
+                      o->model);
             return CLI_EXIT_USAGE;
+        } else {
+            o->layers = p->layers;
+            o->heads = p->heads;
+            o->kv_heads = p->kv_heads;
+            o->head_dim = p->head_dim;
         }
-        o->layers = p->layers;
-        o->heads = p->heads;
-        o->kv_heads = p->kv_heads;
-        o->head_dim = p->head_dim;
     } else if (!o->layers || !o->heads || !o->kv_heads || !o->head_dim) {
         cli_error("plan: say which model: --model NAME, or all of --layers, --heads, --kv-heads "
                   "and --head-dim (try 'gqa plan --help')");
