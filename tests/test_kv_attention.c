@@ -229,8 +229,64 @@ static void q8_accuracy(void)
     q8_accuracy_case(32, 8, 128, 1024, 64);
 }
 
+/* Bad input to gqa_kv_attention: a status, a message naming the value, and
+ * no write to the outputs. */
+static void bad_input(void)
+{
+    gqa_kv_config cfg = {2, 2, 64, 16, GQA_F16, gqa_kv_bytes_per_token(2, 2, 64, GQA_F16) * 64};
+    gqa_kv_cache *c = NULL;
+    int32_t seq = -1;
+    static float kv[2 * 4 * 2 * 64], q[2 * 8 * 64], out[2 * 8 * 64];
+    CHECK(gqa_kv_cache_create(&cfg, &c) == GQA_OK && gqa_kv_seq_create(c, &seq) == GQA_OK &&
+              gqa_kv_seq_append(c, seq, 4, kv, kv) == GQA_OK,
+          "bad_input setup: %s", gqa_last_error());
+    for (size_t i = 0; i < sizeof out / sizeof out[0]; i++)
+        out[i] = 12345.0f;
+    const gqa_attn_desc good = {8, 2, 64, 0.0f, 1, 0, GQA_F16};
+    gqa_kv_batch_item it = {seq, 1, q, out, NULL};
+    struct {
+        const char *what, *needle;
+        gqa_attn_desc desc;
+        int layer;
+        gqa_kv_batch_item item;
+        int n;
+        int null_cache;
+    } cases[] = {
+        {"NULL cache", "cache", good, 0, it, 1, 1},
+        {"layer out of range", "layer = 2", good, 2, it, 1, 0},
+        {"negative layer", "layer = -1", good, -1, it, 1, 0},
+        {"KV heads differ", "n_kv_heads = 1", {8, 1, 64, 0.0f, 1, 0, GQA_F16}, 0, it, 1, 0},
+        {"head_dim differs", "head_dim = 32", {8, 2, 32, 0.0f, 1, 0, GQA_F16}, 0, it, 1, 0},
+        {"dtype differs", "f32", {8, 2, 64, 0.0f, 1, 0, GQA_F32}, 0, it, 1, 0},
+        {"H % G", "H % G", {7, 2, 64, 0.0f, 1, 0, GQA_F16}, 0, it, 1, 0},
+        {"unknown sequence", "99", good, 0, {99, 1, q, out, NULL}, 1, 0},
+        {"n_q beyond the length", "n_q = 5", good, 0, {seq, 5, q, out, NULL}, 1, 0},
+        {"n_q zero", "n_q = 0", good, 0, {seq, 0, q, out, NULL}, 1, 0},
+        {"NULL q", "q is NULL", good, 0, {seq, 1, NULL, out, NULL}, 1, 0},
+        {"NULL out", "out is NULL", good, 0, {seq, 1, q, NULL, NULL}, 1, 0},
+        {"negative n_items", "n_items = -1", good, 0, it, -1, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gqa_status st = gqa_kv_attention(cases[i].null_cache ? NULL : c, cases[i].layer,
+                                         &cases[i].desc, &cases[i].item, cases[i].n);
+        CHECK(st == GQA_ERR_INVALID_ARG && strstr(gqa_last_error(), cases[i].needle),
+              "%s: got %s '%s', want invalid argument naming '%s'", cases[i].what,
+              gqa_status_string(st), gqa_last_error(), cases[i].needle);
+    }
+    int untouched = 1;
+    for (size_t i = 0; i < sizeof out / sizeof out[0]; i++)
+        untouched &= out[i] == 12345.0f;
+    CHECK(untouched, "a refused call wrote to out");
+    /* A freed sequence is refused too. */
+    CHECK(gqa_kv_seq_free(c, seq) == GQA_OK, "free: %s", gqa_last_error());
+    CHECK(gqa_kv_attention(c, 0, &good, &it, 1) == GQA_ERR_INVALID_ARG, "freed sequence accepted");
+    CHECK(gqa_kv_attention(c, 0, &good, NULL, 0) == GQA_OK, "an empty batch is a no-op");
+    gqa_kv_cache_free(c);
+}
+
 int main(void)
 {
+    bad_input();
     static const char *const kernels[] = {"ref", "scalar", "avx2", "avx512", "neon"};
     const shape shapes[] = {
         {2, 8, 2, 64, 16, GQA_F32, 1, 0},  {2, 9, 3, 64, 17, GQA_F16, 1, 0},
