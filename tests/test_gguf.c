@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "gqa_model.h"
+#include "gguf/gguf_touch.h"
 #include "test_util.h"
 
 /* ------------------------------------------------------- file helpers -- */
@@ -83,40 +84,8 @@ static void close_exact(gqa_gguf *g)
 static unsigned touch_all(const gqa_gguf *g)
 {
     unsigned sum = 0;
-    for (int64_t i = 0; i < gqa_gguf_n_keys(g); i++) {
-        const char *key = gqa_gguf_key_name(g, i);
-        sum += (unsigned char)key[0] + (unsigned)strlen(key);
-        uint32_t u32;
-        int32_t i32;
-        uint64_t u64, n;
-        float f;
-        int b;
-        const char *s;
-        size_t len;
-        gqa_gguf_type et;
-        if (gqa_gguf_get_u32(g, key, &u32) == GQA_OK)
-            sum += u32;
-        if (gqa_gguf_get_i32(g, key, &i32) == GQA_OK)
-            sum += (unsigned)i32;
-        if (gqa_gguf_get_u64(g, key, &u64) == GQA_OK)
-            sum += (unsigned)u64;
-        if (gqa_gguf_get_f32(g, key, &f) == GQA_OK)
-            sum += f == f;
-        if (gqa_gguf_get_bool(g, key, &b) == GQA_OK)
-            sum += (unsigned)b;
-        if (gqa_gguf_get_str(g, key, &s, &len) == GQA_OK && len)
-            sum += (unsigned char)s[len - 1];
-        if (gqa_gguf_get_arr(g, key, &et, &n) == GQA_OK) {
-            for (uint64_t j = 0; j < n && j < 64; j++) {
-                if (gqa_gguf_arr_str(g, key, j, &s, &len) == GQA_OK && len)
-                    sum += (unsigned char)s[0] + (unsigned char)s[len - 1];
-                if (gqa_gguf_arr_i32(g, key, j, 1, &i32) == GQA_OK)
-                    sum += (unsigned)i32;
-                if (gqa_gguf_arr_f32(g, key, j, 1, &f) == GQA_OK)
-                    sum += f == f;
-            }
-        }
-    }
+    for (int64_t i = 0; i < gqa_gguf_n_keys(g); i++)
+        sum += gguf_touch_key(g, gqa_gguf_key_name(g, i), 64);
     for (int64_t i = 0; i < gqa_gguf_n_tensors(g); i++) {
         gqa_gguf_tensor_info t;
         if (gqa_gguf_tensor_at(g, i, &t) == GQA_OK && t.n_bytes) {
