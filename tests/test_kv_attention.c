@@ -191,7 +191,7 @@ static void q8_accuracy_case(int H, int G, int d, int len, int n_q)
         const gqa_dtype dt = pass ? GQA_Q8_0 : GQA_F32;
         gqa_kv_config cfg = {1, G, d, 16, dt, gqa_kv_bytes_per_token(1, G, d, dt) * (uint64_t)len};
         gqa_kv_cache *c = NULL;
-        int32_t seq;
+        int32_t seq = -1;
         CHECK(gqa_kv_cache_create(&cfg, &c) == GQA_OK && gqa_kv_seq_create(c, &seq) == GQA_OK &&
                   gqa_kv_seq_append(c, seq, len, k, v) == GQA_OK,
               "q8 accuracy setup: %s", gqa_last_error());
