@@ -212,6 +212,41 @@ const char *gqa_gguf_value_type_name(int value_type);
  * 0 for an unknown one. */
 int gqa_gguf_type_block(uint32_t ggml_type, int64_t *block_elems, int64_t *block_bytes);
 
+/* --------------------------------------------------------------- weights -- */
+/* Weight types and the matrix-vector product of the forward pass. Supported
+ * ggml types (GGML block layouts, see docs/weights.md):
+ *   f32, f16, bf16      block of 1 element (4, 2, 2 bytes)
+ *   q8_0                block of 32: f16 d, int8 q[32]          w = q * d
+ *   q4_0                block of 32: f16 d, u8 qs[16]           w = (nib - 8) * d
+ *   q4_1                block of 32: f16 d, f16 m, u8 qs[16]    w = nib * d + m
+ * where element i < 16 of a q4 block is the low nibble of qs[i] and element
+ * i >= 16 the high nibble of qs[i - 16]. Other types give GQA_ERR_UNSUPPORTED
+ * with the type named in gqa_last_error(). */
+
+/* y = W x for a row-major matrix W of `rows` rows of `cols` elements:
+ * w:  rows x (cols / B) blocks of `ggml_type` (B = its block size; cols must
+ *     be a multiple of B), rows densely packed - exactly the bytes of a GGUF
+ *     tensor with dims[0] = cols, dims[1] = rows. Borrowed (typically the
+ *     mapped file). q* types need no alignment; f32 rows must be 4-byte and
+ *     f16/bf16 rows 2-byte aligned.
+ * x:  cols floats (may be NULL when cols == 0).
+ * y:  rows floats, written; must not overlap w or x.
+ * Rows are dequantised in registers by the active kernel set (gqa_kernel_name;
+ * "ref" accumulates in double) and accumulated in f32, spread over
+ * gqa_get_num_threads() threads by rows; no allocation. Each row is computed
+ * by one thread, so results are bitwise identical at any thread count.
+ * Errors: GQA_ERR_INVALID_ARG (NULL pointer, rows or cols < 0, cols not a
+ * multiple of the block, misaligned f32/f16/bf16 weights, a byte size that
+ * overflows), GQA_ERR_UNSUPPORTED (ggml_type not in the list above). */
+gqa_status gqa_matvec(uint32_t ggml_type, const void *w, int64_t rows, int64_t cols,
+                      const float *x, float *y);
+
+/* Dequantise n elements (a multiple of the type's block size) of
+ * `ggml_type` at src into dst (n floats) with the reference dequantiser -
+ * e.g. one token's row of an embedding table. Same alignment rule and errors
+ * as gqa_matvec; n == 0 is a no-op (pointers may then be NULL). */
+gqa_status gqa_dequantize_row(uint32_t ggml_type, const void *src, int64_t n, float *dst);
+
 #ifdef __cplusplus
 }
 #endif
