@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "gqa.h"
+#include "gqa_tokenizer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -246,6 +247,106 @@ gqa_status gqa_matvec(uint32_t ggml_type, const void *w, int64_t rows, int64_t c
  * e.g. one token's row of an embedding table. Same alignment rule and errors
  * as gqa_matvec; n == 0 is a no-op (pointers may then be NULL). */
 gqa_status gqa_dequantize_row(uint32_t ggml_type, const void *src, int64_t n, float *dst);
+
+/* y = W x for n vectors at once (a batch of tokens):
+ * x:  n x cols floats (row t is token t's input), y: n x rows floats
+ * (row t receives W x_t); other arguments and errors as gqa_matvec, n >= 0.
+ * Threads split the rows; each thread streams its rows' weights once for all
+ * n vectors, so the weights are read from memory once per call, not n times.
+ * Each y[t][r] is computed exactly as gqa_matvec would compute it. */
+gqa_status gqa_matmul(uint32_t ggml_type, const void *w, int64_t rows, int64_t cols, int64_t n,
+                      const float *x, float *y);
+
+/* ------------------------------------------------------------- tokenizer -- */
+/* Build the tokenizer a GGUF file describes (tokenizer.ggml.model "gpt2":
+ * tokens, token_type, merges, bos/eos/unknown/padding ids, pre,
+ * add_bos_token). GQA_ERR_UNSUPPORTED for another tokenizer model (named),
+ * GQA_ERR_FORMAT for missing or malformed keys, and gqa_tokenizer_create's
+ * errors. The tokenizer keeps its own copies: it may outlive the file. */
+gqa_status gqa_tokenizer_from_gguf(const gqa_gguf *g, gqa_tokenizer **out);
+
+/* ----------------------------------------------------------------- model -- */
+/* A Llama-family decoder (general.architecture "llama") read from a GGUF file.
+ * All hyper-parameters come from the file's metadata. Weights stay in the
+ * memory-mapped file (borrowed, never copied) except the small norm vectors.
+ *
+ * Thread safety: a model is immutable after loading; any number of threads
+ * may run gqa_model_forward on it at once with different KV caches (each call
+ * uses the calling thread's own scratch and gqa_get_num_threads() threads). */
+typedef struct gqa_model gqa_model;
+
+typedef struct gqa_model_info {
+    int32_t n_layers;     /* {arch}.block_count */
+    int32_t n_embd;       /* {arch}.embedding_length */
+    int32_t n_heads;      /* H: {arch}.attention.head_count */
+    int32_t n_kv_heads;   /* G: {arch}.attention.head_count_kv (default H) */
+    int32_t head_dim;     /* d: {arch}.attention.key_length, default n_embd / H */
+    int32_t n_rot;        /* {arch}.rope.dimension_count, default d: the first
+                           * n_rot dims of each head are rotated */
+    int32_t n_ff;         /* {arch}.feed_forward_length */
+    int32_t n_vocab;      /* rows of token_embd.weight */
+    int32_t n_ctx_train;  /* {arch}.context_length (0 if absent) */
+    float   rope_base;    /* {arch}.rope.freq_base, default 10000 */
+    float   rms_eps;      /* {arch}.attention.layer_norm_rms_epsilon */
+    int32_t tied_output;  /* 1: no output.weight, the classifier is token_embd */
+    uint64_t n_params;    /* elements of all weight tensors */
+    uint64_t weight_bytes;/* their bytes in the file */
+    char    name[128];    /* general.name (truncated), or "" */
+} gqa_model_info;
+
+/* Load the model in the GGUF file at `path`; *out receives it (free with
+ * gqa_model_free). Checks the architecture, every hyper-parameter and every
+ * tensor's presence, type and shape before returning.
+ * Errors: GQA_ERR_INVALID_ARG, GQA_ERR_IO (the file), GQA_ERR_FORMAT (a
+ * malformed file, a missing key or tensor, a tensor of the wrong shape: named
+ * in the message), GQA_ERR_UNSUPPORTED (another architecture, a weight type
+ * gqa_matvec does not handle, RoPE scaling), GQA_ERR_NO_MEMORY. */
+gqa_status gqa_model_load(const char *path, gqa_model **out);
+
+/* The same for an open GGUF handle, borrowed: it must outlive the model. */
+gqa_status gqa_model_load_gguf(const gqa_gguf *g, gqa_model **out);
+
+/* The MHA twin of a GQA model: a new model computing the same function with
+ * G = H, each KV head's K and V projection rows repeated for the H/G query
+ * heads that share it (copied into memory the new model owns; the rest is
+ * borrowed from `src`, which must outlive it). Used to show that the grouped
+ * path equals the expanded one, and to measure what MHA would cost. */
+gqa_status gqa_model_expand_kv(const gqa_model *src, gqa_model **out);
+
+void gqa_model_free(gqa_model *m); /* NULL is fine */
+gqa_status gqa_model_info_get(const gqa_model *m, gqa_model_info *info);
+/* The file the model reads from (borrowed). */
+const gqa_gguf *gqa_model_gguf(const gqa_model *m);
+
+/* A KV cache configuration that fits the model: n_layers, G, d from the
+ * model, the given dtype and block_tokens (0: 16) and budget_bytes. */
+gqa_status gqa_model_kv_config(const gqa_model *m, gqa_dtype dtype, int32_t block_tokens,
+                               uint64_t budget_bytes, gqa_kv_config *cfg);
+
+/* One sequence's part of a forward call: its n_tokens new tokens are appended
+ * to sequence `seq` of the cache (at positions len .. len + n_tokens - 1). */
+typedef struct gqa_forward_item {
+    int32_t        seq;
+    const int32_t *tokens;     /* n_tokens ids in 0..n_vocab-1 */
+    int64_t        n_tokens;   /* >= 1 */
+    float         *logits;     /* NULL (none wanted), or n_vocab floats: the
+                                * logits after the item's last token, or with
+                                * all_logits n_tokens x n_vocab floats, one row
+                                * per token */
+    int32_t        all_logits;
+} gqa_forward_item;
+
+/* Run the model over every item's new tokens and append their K/V to the
+ * cache (created with a gqa_model_kv_config of this model). Tokens of all
+ * items go through each weight matrix together (a prompt is one batch;
+ * decode steps of many sequences are one batch), in chunks of at most 512
+ * tokens; attention reads each sequence's keys through its block table.
+ * Errors: GQA_ERR_INVALID_ARG (NULL pointers, a token id out of range, the
+ * same sequence twice, a cache whose shape does not fit the model),
+ * GQA_ERR_CAPACITY (the cache has no room: every item's sequence is then
+ * truncated back to its length before the call), GQA_ERR_NO_MEMORY. */
+gqa_status gqa_model_forward(const gqa_model *m, gqa_kv_cache *cache,
+                             const gqa_forward_item *items, int32_t n_items);
 
 #ifdef __cplusplus
 }

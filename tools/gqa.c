@@ -26,6 +26,8 @@ typedef struct command {
 static const command commands[] = {
     {"bench", cmd_bench, "time attention against machine limits measured in the same run"},
     {"plan", cmd_plan, "KV cache memory per token and sequences that fit in a budget"},
+    {"run", cmd_run, "generate text from a prompt with a GGUF model (SmolLM2 by default)"},
+    {"chat", cmd_chat, "interactive multi-turn chat (ChatML), KV cache kept across turns"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -114,3 +114,45 @@ gqa_status gqa_matvec(uint32_t ggml_type, const void *w, int64_t rows, int64_t c
     }
     return GQA_OK;
 }
+
+gqa_status gqa_matmul(uint32_t ggml_type, const void *w, int64_t rows, int64_t cols, int64_t n,
+                      const float *x, float *y)
+{
+    if (rows < 0 || cols < 0 || n < 0)
+        return gqa_fail(GQA_ERR_INVALID_ARG,
+                        "gqa_matmul: rows = %lld, cols = %lld, n = %lld (must be >= 0)",
+                        (long long)rows, (long long)cols, (long long)n);
+    if (rows > 0 && n > 0 && (!w || !y || (cols > 0 && !x)))
+        return gqa_fail(GQA_ERR_INVALID_ARG, "gqa_matmul: %s is NULL", !w ? "w" : !y ? "y" : "x");
+    int64_t row_bytes, total, xn, yn;
+    gqa_status s = check_row("gqa_matmul", ggml_type, w, cols, &row_bytes);
+    if (s != GQA_OK)
+        return s;
+    if (gqa_mul_overflow_i64(rows, row_bytes, &total) || (uint64_t)total > SIZE_MAX ||
+        gqa_mul_overflow_i64(n, cols, &xn) || gqa_mul_overflow_i64(n, rows, &yn))
+        return gqa_fail(GQA_ERR_INVALID_ARG, "gqa_matmul: sizes overflow (%lld x %lld, n %lld)",
+                        (long long)rows, (long long)cols, (long long)n);
+    if (rows == 0 || n == 0)
+        return GQA_OK;
+    if (n == 1)
+        return gqa_matvec(ggml_type, w, rows, cols, x, y);
+
+    /* Row chunk outer, token inner: a chunk's weights (a few KiB) stay in L1
+     * while every token's vector streams past them. The result for each
+     * (token, row) is the matvec kernel's, so it equals gqa_matvec. */
+    const gqa_matvec_fn fn = pick_kernel();
+    int nt = gqa_threads_resolved();
+    int64_t work;
+    if ((!gqa_mul_overflow_i64(xn, rows, &work) && work < MATVEC_PAR_MIN_WEIGHTS) ||
+        rows < 2 * MATVEC_ROW_CHUNK)
+        nt = 1;
+    const int64_t n_chunks = (rows + MATVEC_ROW_CHUNK - 1) / MATVEC_ROW_CHUNK;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t c = 0; c < n_chunks; c++) {
+        const int64_t r0 = c * MATVEC_ROW_CHUNK;
+        const int64_t r1 = r0 + MATVEC_ROW_CHUNK < rows ? r0 + MATVEC_ROW_CHUNK : rows;
+        for (int64_t t = 0; t < n; t++)
+            fn(ggml_type, w, row_bytes, cols, x + t * cols, y + t * rows, r0, r1);
+    }
+    return GQA_OK;
+}
