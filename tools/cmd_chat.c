@@ -57,6 +57,7 @@ static int turn(session *s, gqa_sampler *smp, const gen_options *o, const char *
     int32_t stop;
     if (rc == CLI_EXIT_OK)
         rc = session_generate(s, smp, o->n_predict, stdout, &stop);
+    fputc('\n', stdout); /* one reply per line block */
     fflush(stdout);
     if (rc == CLI_EXIT_OK)
         session_report(s, stderr);
