@@ -164,6 +164,29 @@ static gqa_status mm(const scratch *s, const llama_weight *w, int64_t T, const f
     return gqa_matmul(w->type, w->data, w->rows, w->cols, T, x, y);
 }
 
+/* y[i] = w[i] x for n weights sharing the input x: one parallel region when
+ * all are packed, else one matmul each. */
+static gqa_status mm_n(const scratch *s, const llama_weight *const *w, int n, int64_t T,
+                       const float *x, float *const *y)
+{
+    int packed = s->packed_fn != NULL;
+    const packed_weight *pw[4];
+    for (int i = 0; i < n; i++) {
+        packed &= w[i]->packed.data != NULL;
+        pw[i] = &w[i]->packed;
+    }
+    if (packed) {
+        gqa_packed_matmul_n(s->packed_fn, pw, &s->px, y, n);
+        return GQA_OK;
+    }
+    for (int i = 0; i < n; i++) {
+        gqa_status st = mm(s, w[i], T, x, y[i]);
+        if (st != GQA_OK)
+            return st;
+    }
+    return GQA_OK;
+}
+
 /* One transformer block over the micro-batch. */
 static gqa_status layer_forward(const gqa_model *m, gqa_kv_cache *cache, int32_t il,
                                 const gqa_forward_item *items, scratch *s, int32_t n_seg,
@@ -177,9 +200,9 @@ static gqa_status layer_forward(const gqa_model *m, gqa_kv_cache *cache, int32_t
 
     rms_norm(s->x, L->attn_norm, T, E, in->rms_eps, s->xb);
     mm_input(s, T, E, s->xb);
-    if ((st = mm(s, &L->wq, T, s->xb, s->q)) != GQA_OK ||
-        (st = mm(s, &L->wk, T, s->xb, s->k)) != GQA_OK ||
-        (st = mm(s, &L->wv, T, s->xb, s->v)) != GQA_OK)
+    const llama_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    float *const qkv_out[3] = {s->q, s->k, s->v};
+    if ((st = mm_n(s, qkv, 3, T, s->xb, qkv_out)) != GQA_OK)
         return st;
     rope_apply(s->q, T, in->n_heads, in->head_dim, in->n_rot, s->rope);
     rope_apply(s->k, T, in->n_kv_heads, in->head_dim, in->n_rot, s->rope);
@@ -212,8 +235,9 @@ static gqa_status layer_forward(const gqa_model *m, gqa_kv_cache *cache, int32_t
 
     rms_norm(s->x, L->ffn_norm, T, E, in->rms_eps, s->xb);
     mm_input(s, T, E, s->xb);
-    if ((st = mm(s, &L->w_gate, T, s->xb, s->gate)) != GQA_OK ||
-        (st = mm(s, &L->w_up, T, s->xb, s->up)) != GQA_OK)
+    const llama_weight *gu[2] = {&L->w_gate, &L->w_up};
+    float *const gu_out[2] = {s->gate, s->up};
+    if ((st = mm_n(s, gu, 2, T, s->xb, gu_out)) != GQA_OK)
         return st;
     for (int64_t i = 0; i < T * F; i++) {
         const float g = s->gate[i];

@@ -22,8 +22,11 @@ int gqa_pack_supported(uint32_t t)
 
 static size_t group_block_bytes(uint32_t t)
 {
-    return t == GQA_GGML_TYPE_Q8_0 ? 16 * 4 + 16 * 32 : 2 * 16 * 4 + 8 * 32;
+    return t == GQA_GGML_TYPE_Q8_0 ? 32 + 16 * 32 : t == GQA_GGML_TYPE_Q4_1 ? 64 + 8 * 32 : 32 + 8 * 32;
 }
+
+/* Offset of the quants in a group's block (after the f16 scales). */
+static size_t quant_offset(uint32_t t) { return t == GQA_GGML_TYPE_Q4_1 ? 64 : 32; }
 
 size_t gqa_pack_bytes(uint32_t t, int64_t rows, int64_t cols)
 {
@@ -33,7 +36,7 @@ size_t gqa_pack_bytes(uint32_t t, int64_t rows, int64_t cols)
     return align64(groups * (size_t)(cols / QK) * group_block_bytes(t));
 }
 
-static float f16(const unsigned char *p)
+static float f16(const void *p)
 {
     uint16_t h;
     memcpy(&h, p, 2);
@@ -58,25 +61,24 @@ void gqa_pack_weight(uint32_t t, const void *src, int64_t rows, int64_t cols, un
     for (int64_t g = 0; g < w->n_groups; g++)
         for (int64_t b = 0; b < w->n_blocks; b++) {
             unsigned char *o = dst + ((size_t)g * (size_t)w->n_blocks + (size_t)b) * w->block_bytes;
-            float *d = (float *)(void *)o, *m = d + 16;
+            unsigned char *q = o + quant_offset(t);
             for (int j = 0; j < PACK_ROWS; j++) {
                 const int64_t r = g * PACK_ROWS + j;
                 if (r >= rows)
                     break;
                 const unsigned char *blk = s + (size_t)r * row_bytes + (size_t)b * src_block;
-                d[j] = f16(blk);
+                memcpy(o + 2 * j, blk, 2); /* d, f16 bits */
                 if (q8) {
                     /* pair p of row j at q[p][2j], q[p][2j+1] */
-                    unsigned char *q = o + 64;
                     for (int p = 0; p < 16; p++) {
                         q[p * 32 + 2 * j] = blk[2 + 2 * p];
                         q[p * 32 + 2 * j + 1] = blk[2 + 2 * p + 1];
                     }
                 } else {
-                    const unsigned char *qs = blk + (t == GQA_GGML_TYPE_Q4_1 ? 4 : 2);
-                    /* q4_0: nib * d - 8 d, i.e. the min is -8 d */
-                    m[j] = t == GQA_GGML_TYPE_Q4_1 ? f16(blk + 2) : -8.0f * d[j];
-                    unsigned char *q = o + 128;
+                    const int q41 = t == GQA_GGML_TYPE_Q4_1;
+                    const unsigned char *qs = blk + (q41 ? 4 : 2);
+                    if (q41)
+                        memcpy(o + 32 + 2 * j, blk + 2, 2); /* m, f16 bits */
                     for (int p = 0; p < 8; p++) {
                         q[p * 32 + 2 * j] = qs[2 * p];
                         q[p * 32 + 2 * j + 1] = qs[2 * p + 1];
@@ -136,25 +138,26 @@ void gqa_packed_rows_ref(const packed_weight *w, const packed_x *px, int64_t g0,
             for (int64_t b = 0; b < w->n_blocks; b++) {
                 const unsigned char *o =
                     w->data + ((size_t)g * (size_t)w->n_blocks + (size_t)b) * w->block_bytes;
-                const float *d = (const float *)(const void *)o, *m = d + 16;
+                const unsigned char *qb = o + quant_offset(w->type);
                 const int16_t *xq = px->q + t * px->cols + b * QK;
                 const float dx = px->d[t * w->n_blocks + b], sx = px->s[t * w->n_blocks + b];
                 for (int j = 0; j < PACK_ROWS; j++) {
+                    const float d = f16(o + 2 * j);
                     int32_t isum = 0;
                     if (q8) {
-                        const int8_t *q = (const int8_t *)(const void *)(o + 64);
+                        const int8_t *q = (const int8_t *)(const void *)qb;
                         for (int p = 0; p < 16; p++)
                             isum += q[p * 32 + 2 * j] * xq[2 * p] +
                                     q[p * 32 + 2 * j + 1] * xq[2 * p + 1];
-                        acc[j] += d[j] * dx * (float)isum;
+                        acc[j] += d * dx * (float)isum;
                     } else {
-                        const unsigned char *q = o + 128;
+                        const float m = w->type == GQA_GGML_TYPE_Q4_1 ? f16(o + 32 + 2 * j) : -8.0f * d;
                         for (int p = 0; p < 8; p++) {
-                            const unsigned char b0 = q[p * 32 + 2 * j], b1 = q[p * 32 + 2 * j + 1];
+                            const unsigned char b0 = qb[p * 32 + 2 * j], b1 = qb[p * 32 + 2 * j + 1];
                             isum += (b0 & 15) * xq[2 * p] + (b1 & 15) * xq[2 * p + 1] +
                                     (b0 >> 4) * xq[2 * p + 16] + (b1 >> 4) * xq[2 * p + 17];
                         }
-                        acc[j] += d[j] * dx * (float)isum + m[j] * sx;
+                        acc[j] += d * dx * (float)isum + m * sx;
                     }
                 }
             }
@@ -180,20 +183,46 @@ gqa_packed_fn gqa_packed_kernel(void)
 
 void gqa_packed_matmul(gqa_packed_fn fn, const packed_weight *w, const packed_x *px, float *y)
 {
+    gqa_packed_matmul_n(fn, &w, px, &y, 1);
+}
+
+/* Run groups [a, b) of the concatenation of the n matrices' groups. */
+static void run_span(gqa_packed_fn fn, const packed_weight *const *w, const packed_x *px,
+                     float *const *y, int n, int64_t a, int64_t b)
+{
+    int64_t base = 0;
+    for (int i = 0; i < n && a < b; i++) {
+        const int64_t g0 = a - base, g1 = b - base < w[i]->n_groups ? b - base : w[i]->n_groups;
+        if (g0 < w[i]->n_groups && g1 > g0) {
+            fn(w[i], px, g0, g1, y[i], w[i]->rows);
+            a = base + g1;
+        }
+        base += w[i]->n_groups;
+    }
+}
+
+void gqa_packed_matmul_n(gqa_packed_fn fn, const packed_weight *const *w, const packed_x *px,
+                         float *const *y, int n)
+{
+    int64_t groups = 0;
+    double work = 0.0;
+    for (int i = 0; i < n; i++) {
+        groups += w[i]->n_groups;
+        work += (double)w[i]->rows * (double)w[i]->cols * (double)px->n;
+    }
     int nt = gqa_threads_resolved();
-    if ((double)w->rows * (double)w->cols * (double)px->n < PACKED_PAR_MIN || w->n_groups < 2)
+    if (work < PACKED_PAR_MIN || groups < 2)
         nt = 1;
     if (nt == 1) {
-        fn(w, px, 0, w->n_groups, y, w->rows);
+        run_span(fn, w, px, y, n, 0, groups);
         return;
     }
-    /* contiguous ranges of groups, one per thread: each thread streams its
-     * own part of the matrix once for all tokens */
+    /* one parallel region for all n matrices (they share the input): each
+     * thread takes a contiguous range of the concatenated row groups and
+     * streams those weights once for all tokens */
 #pragma omp parallel num_threads(nt)
     {
-        const int64_t it = omp_get_thread_num(), n = omp_get_num_threads();
-        const int64_t g0 = w->n_groups * it / n, g1 = w->n_groups * (it + 1) / n;
-        if (g1 > g0)
-            fn(w, px, g0, g1, y, w->rows);
+        const int64_t it = omp_get_thread_num(), nth = omp_get_num_threads();
+        run_span(fn, w, px, y, n, groups * it / nth, groups * (it + 1) / nth);
     }
 }

@@ -15,12 +15,16 @@
  *
  * with q the weight's integer quant (q4_1: nibble, m = its min; q4_0:
  * nibble, m = -8 d; q8_0: int8, m = 0) and sx[b] the exact f32 sum of the
- * block's x. Block layout of one group (G16 = 16 rows):
- *   q4_0 / q4_1: float d[16], float m[16], uint8 qs[8][32]     (384 bytes)
+ * block's x. Scales stay f16, as in the file (copied bit for bit), so the
+ * packed copy is no bigger than the GGUF data. Block layout of one group
+ * (16 rows):
+ *   q4_0: f16 d[16], uint8 qs[8][32]                  (288 bytes)
+ *   q4_1: f16 d[16], f16 m[16], uint8 qs[8][32]       (320 bytes)
  *       qs[p] = for row j = 0..15: GGUF bytes qs_j[2p], qs_j[2p+1]; the low
  *       nibbles are elements 2p, 2p+1, the high nibbles 2p+16, 2p+17
- *   q8_0:        float d[16], int8 q[16][32]                   (576 bytes)
+ *   q8_0: f16 d[16], int8 q[16][32]                   (544 bytes)
  *       q[p] = for row j: elements 2p, 2p+1 of row j
+ * Every part is 32-byte aligned.
  * Rows past the matrix's last (padding of the last group) are zero.
  */
 #ifndef GQA_MODEL_PACKED_H
@@ -38,7 +42,7 @@ typedef struct packed_weight {
     int64_t  rows, cols;      /* cols % 32 == 0 */
     int64_t  n_groups;        /* ceil(rows / 16) */
     int64_t  n_blocks;        /* cols / 32 */
-    size_t   block_bytes;     /* bytes of one group's block (384 or 576) */
+    size_t   block_bytes;     /* bytes of one group's block (288, 320 or 544) */
     unsigned char *data;      /* n_groups x n_blocks x block_bytes, 64-byte aligned */
 } packed_weight;
 
@@ -81,5 +85,9 @@ gqa_packed_fn gqa_packed_kernel(void);
 /* y = W x for all px->n rows, over gqa_get_num_threads() threads (by row
  * groups; each row's result is independent of the split). */
 void gqa_packed_matmul(gqa_packed_fn fn, const packed_weight *w, const packed_x *px, float *y);
+/* The same for n matrices that read the same input (Q, K, V; gate, up), in
+ * one parallel region: y[i] = W[i] x. */
+void gqa_packed_matmul_n(gqa_packed_fn fn, const packed_weight *const *w, const packed_x *px,
+                         float *const *y, int n);
 
 #endif

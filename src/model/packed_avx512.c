@@ -43,19 +43,20 @@ ALWAYS_INLINE void group_tokens(const packed_weight *w, const packed_x *px, int6
             is[t] = _mm512_setzero_si512();
             xq[t] = px->q + (t0 + t) * px->cols + b * 32;
         }
-        const __m512 d = _mm512_load_ps((const float *)(const void *)o);
+        const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)o));
         if (q8) {
             for (int p = 0; p < 16; p++) {
                 const __m512i v = _mm512_cvtepi8_epi16(
-                    _mm256_load_si256((const __m256i *)(const void *)(o + 64 + 32 * p)));
+                    _mm256_load_si256((const __m256i *)(const void *)(o + 32 + 32 * p)));
                 for (int t = 0; t < nt; t++)
                     is[t] = dp16(is[t], v, pair(xq[t] + 2 * p));
             }
         } else {
+            const unsigned char *qb = o + (w->type == GQA_GGML_TYPE_Q4_1 ? 64 : 32);
             const __m512i low = _mm512_set1_epi16(15);
             for (int p = 0; p < 8; p++) {
                 const __m512i v = _mm512_cvtepu8_epi16(
-                    _mm256_load_si256((const __m256i *)(const void *)(o + 128 + 32 * p)));
+                    _mm256_load_si256((const __m256i *)(const void *)(qb + 32 * p)));
                 const __m512i lo = _mm512_and_si512(v, low), hi = _mm512_srli_epi16(v, 4);
                 for (int t = 0; t < nt; t++) {
                     is[t] = dp16(is[t], lo, pair(xq[t] + 2 * p));
@@ -63,8 +64,11 @@ ALWAYS_INLINE void group_tokens(const packed_weight *w, const packed_x *px, int6
                 }
             }
         }
+        /* q4_1: the stored min; q4_0: -8 d; q8_0: none */
         const __m512 m = q8 ? _mm512_setzero_ps()
-                            : _mm512_load_ps((const float *)(const void *)(o + 64));
+                         : w->type == GQA_GGML_TYPE_Q4_1
+                             ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)(o + 32)))
+                             : _mm512_mul_ps(d, _mm512_set1_ps(-8.0f));
         for (int t = 0; t < nt; t++) {
             const int64_t xb = (t0 + t) * w->n_blocks + b;
             const __m512 s = _mm512_mul_ps(_mm512_mul_ps(d, _mm512_set1_ps(px->d[xb])),
