@@ -39,9 +39,9 @@ typedef struct tolerances {
 } tolerances;
 static const tolerances tol_f32 = {1e-3 /* measured 5e-5 */, 0.15 /* 0.051 */,
                                    4.0 /* 1.72: q8_0 keeps ~2.5 digits */, 2e-4 /* 6e-5 */};
-static const tolerances tol_packed = {0.1 /* measured 0.019 */, 0.2 /* 0.038 */,
-                                      4.0 /* 1.06 */, 0.1 /* 0.020 */};
-#define RTOL 1e-3
+static const tolerances tol_packed = {0.1 /* measured 0.019 */, 0.2 /* 0.038 */, 4.0 /* 1.06 */,
+                                      0.1 /* 0.020 */};
+#define RTOL  1e-3
 #define N_GEN 32
 
 static const char chat_prompt[] =
@@ -118,8 +118,8 @@ static int32_t argmax(const float *x, int64_t n)
 
 /* Prompt as one batch (all logits), then greedy decode steps; compare with
  * the oracle. */
-static void run_vs_oracle(const gqa_model *m, const oracle *o, const int32_t *ids,
-                          gqa_dtype t, double atol)
+static void run_vs_oracle(const gqa_model *m, const oracle *o, const int32_t *ids, gqa_dtype t,
+                          double atol)
 {
     const int64_t V = o->n_vocab, np = o->n_prompt;
     gqa_kv_cache *c = make_cache(m, t, np + N_GEN + 1);
@@ -128,8 +128,8 @@ static void run_vs_oracle(const gqa_model *m, const oracle *o, const int32_t *id
     int32_t seq;
     gqa_kv_seq_create(c, &seq);
     float *lg = tu_xmalloc((size_t)(np + N_GEN) * (size_t)V * sizeof(float));
-    gqa_forward_item it = {.seq = seq, .tokens = ids, .n_tokens = np, .logits = lg,
-                           .all_logits = 1};
+    gqa_forward_item it = {
+        .seq = seq, .tokens = ids, .n_tokens = np, .logits = lg, .all_logits = 1};
     gqa_status st = gqa_model_forward(m, c, &it, 1);
     CHECK(st == GQA_OK, "prefill (%s KV): %s", gqa_dtype_name(t), gqa_last_error());
     int matched = 0;
@@ -138,8 +138,8 @@ static void run_vs_oracle(const gqa_model *m, const oracle *o, const int32_t *id
         if (next != o->gen[g])
             break;
         matched++;
-        gqa_forward_item d = {.seq = seq, .tokens = &next, .n_tokens = 1,
-                              .logits = lg + (np + g) * V};
+        gqa_forward_item d = {
+            .seq = seq, .tokens = &next, .n_tokens = 1, .logits = lg + (np + g) * V};
         st = gqa_model_forward(m, c, &d, 1);
         CHECK(st == GQA_OK, "decode step %d: %s", g, gqa_last_error());
     }
@@ -152,11 +152,13 @@ static void run_vs_oracle(const gqa_model *m, const oracle *o, const int32_t *id
     tu_check_report(&ck);
     CHECK(tu_check_ok(&ck), "%s", what);
     if (t == GQA_F32 || t == GQA_F16)
-        CHECK(matched == N_GEN, "greedy continuation (%s KV) matches the oracle for %d tokens: "
-              "%d matched", gqa_dtype_name(t), N_GEN, matched);
+        CHECK(matched == N_GEN,
+              "greedy continuation (%s KV) matches the oracle for %d tokens: "
+              "%d matched",
+              gqa_dtype_name(t), N_GEN, matched);
     else
-        printf("      greedy tokens matching the oracle with %s KV: %d of %d\n",
-               gqa_dtype_name(t), matched, N_GEN);
+        printf("      greedy tokens matching the oracle with %s KV: %d of %d\n", gqa_dtype_name(t),
+               matched, N_GEN);
     free(lg);
     gqa_kv_cache_free(c);
 }
@@ -172,8 +174,7 @@ static float *prompt_logits(const gqa_model *m, const int32_t *ids, int64_t n, i
     float *lg = tu_xmalloc((size_t)n * (size_t)in.n_vocab * sizeof(float));
     int32_t seq;
     gqa_kv_seq_create(c, &seq);
-    gqa_forward_item it = {.seq = seq, .tokens = ids, .n_tokens = n, .logits = lg,
-                           .all_logits = 1};
+    gqa_forward_item it = {.seq = seq, .tokens = ids, .n_tokens = n, .logits = lg, .all_logits = 1};
     CHECK(gqa_model_forward(m, c, &it, 1) == GQA_OK, "prefill: %s", gqa_last_error());
     gqa_kv_cache_free(c);
     gqa_set_num_threads(saved);
@@ -189,8 +190,7 @@ static void compare(const char *what, const float *got, const float *ref, int64_
     CHECK(tu_check_ok(&ck), "%s", what);
 }
 
-static void test_twin_and_batching(const gqa_model *m, const int32_t *ids, int64_t n,
-                                   double same)
+static void test_twin_and_batching(const gqa_model *m, const int32_t *ids, int64_t n, double same)
 {
     gqa_model_info in;
     gqa_model_info_get(m, &in);
@@ -276,8 +276,7 @@ static void test_forward_errors(const gqa_model *m)
     gqa_forward_item both[2] = {{.seq = seq, .tokens = toks, .n_tokens = 2},
                                 {.seq = other, .tokens = toks, .n_tokens = 30}};
     gqa_status st = gqa_model_forward(m, c, both, 2);
-    CHECK(st == GQA_ERR_CAPACITY, "a full cache gives GQA_ERR_CAPACITY: %s",
-          gqa_status_string(st));
+    CHECK(st == GQA_ERR_CAPACITY, "a full cache gives GQA_ERR_CAPACITY: %s", gqa_status_string(st));
     CHECK(gqa_kv_seq_len(c, seq) == 4 && gqa_kv_seq_len(c, other) == 0,
           "a failed call truncates every sequence back (%lld, %lld)",
           (long long)gqa_kv_seq_len(c, seq), (long long)gqa_kv_seq_len(c, other));
@@ -328,8 +327,8 @@ static void test_load_errors(const char *model, const char *dir)
     if (f)
         fclose(f);
     st = gqa_model_load(path, &m);
-    CHECK(st == GQA_ERR_FORMAT && strstr(gqa_last_error(), "truncated.gguf"),
-          "truncated file: %s", gqa_last_error());
+    CHECK(st == GQA_ERR_FORMAT && strstr(gqa_last_error(), "truncated.gguf"), "truncated file: %s",
+          gqa_last_error());
     gqa_gguf *g;
     /* another architecture */
     /* the value of general.architecture: string type 8, length 5, "llama" */
@@ -373,11 +372,13 @@ int main(int argc, char **argv)
     if (!probe) {
         if (req && !strcmp(req, "1")) {
             printf("FAIL: GQA_REQUIRE_MODEL=1 but the model %s is absent (run "
-                   "scripts/fetch_model.sh or set GQA_MODEL_PATH)\n", model);
+                   "scripts/fetch_model.sh or set GQA_MODEL_PATH)\n",
+                   model);
             return 1;
         }
         printf("SKIP: model %s is absent (run scripts/fetch_model.sh or set GQA_MODEL_PATH; "
-               "GQA_REQUIRE_MODEL=1 makes this a failure)\n", model);
+               "GQA_REQUIRE_MODEL=1 makes this a failure)\n",
+               model);
         return 0;
     }
     fclose(probe);
@@ -398,8 +399,8 @@ int main(int argc, char **argv)
           gqa_last_error());
     int32_t ids[256];
     int64_t n = 0;
-    CHECK(tok && gqa_tokenize(tok, chat_prompt, strlen(chat_prompt), GQA_TOKENIZE_SPECIAL, ids,
-                              256, &n) == GQA_OK,
+    CHECK(tok && gqa_tokenize(tok, chat_prompt, strlen(chat_prompt), GQA_TOKENIZE_SPECIAL, ids, 256,
+                              &n) == GQA_OK,
           "tokenize the prompt");
     gqa_tokenizer_free(tok);
 
@@ -409,8 +410,8 @@ int main(int argc, char **argv)
     int k = 0;
     for (int64_t i = 0; i < n; i++)
         k += snprintf(list + k, sizeof list - (size_t)k, "%s%d", i ? "," : "", (int)ids[i]);
-    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' --tokens %s --greedy %d --out '%s'", python,
-             script, model, list, N_GEN, out);
+    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' --tokens %s --greedy %d --out '%s'", python, script,
+             model, list, N_GEN, out);
     fflush(stdout);
     oracle o = {0};
     const int have_oracle = system(cmd) == 0 && read_oracle(out, &o);

@@ -43,8 +43,8 @@ static unsigned char *random_weights(tu_rng *r, uint32_t t, int64_t rows, int64_
         unsigned char *b = w + i * bb;
         for (size_t j = 0; j < bb; j++)
             b[j] = (unsigned char)tu_rng_int(r, 0, 255);
-        uint16_t d = gqa_f32_to_f16(tu_rng_uniform(r, 0.001f, 0.1f) *
-                                    (tu_rng_int(r, 0, 1) ? 1.0f : -1.0f));
+        uint16_t d =
+            gqa_f32_to_f16(tu_rng_uniform(r, 0.001f, 0.1f) * (tu_rng_int(r, 0, 1) ? 1.0f : -1.0f));
         memcpy(b, &d, 2);
         if (t == GQA_GGML_TYPE_Q4_1) {
             uint16_t m = gqa_f32_to_f16(tu_rng_uniform(r, -0.5f, 0.5f));
@@ -104,9 +104,10 @@ static void check_case(tu_rng *r, uint32_t t, int64_t rows, int64_t cols, int64_
                        gqa_gguf_type_name(t), (long long)rows, (long long)cols, (long long)n,
                        (long long)tk, (long long)i, (double)y_ref[tk * rows + i], exact, bound);
         }
-    CHECK(bad == 0, "packed reference %s %lldx%lld, %lld tokens: within the int16 bound "
-          "(worst %.2f of it)", gqa_gguf_type_name(t), (long long)rows, (long long)cols,
-          (long long)n, worst);
+    CHECK(bad == 0,
+          "packed reference %s %lldx%lld, %lld tokens: within the int16 bound "
+          "(worst %.2f of it)",
+          gqa_gguf_type_name(t), (long long)rows, (long long)cols, (long long)n, worst);
     for (int64_t i = n * rows; i < (int64_t)ny; i++)
         CHECK(y_ref[i] == -7.0f, "reference wrote past the matrix");
 

@@ -32,12 +32,15 @@ typedef struct model_options {
 
 typedef struct model_result {
     long threads;
-    double prompt_tps;                 /* median tokens/s */
-    double gen_tps[MAX_LIST];          /* per context */
-    double mha_gen_tps[MAX_LIST];      /* the MHA twin, with --mha (else 0) */
+    double prompt_tps;            /* median tokens/s */
+    double gen_tps[MAX_LIST];     /* per context */
+    double mha_gen_tps[MAX_LIST]; /* the MHA twin, with --mha (else 0) */
 } model_result;
 
-static int32_t bench_id(int64_t i) { return (int32_t)(1000 + (i * 7919) % 40000); }
+static int32_t bench_id(int64_t i)
+{
+    return (int32_t)(1000 + (i * 7919) % 40000);
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -124,13 +127,12 @@ static int run_threads(session *s, const gqa_model *twin, const int32_t *ids,
     return rc;
 }
 
-static void print_results(const session *s, const model_options *o, const model_result *res,
-                          int n)
+static void print_results(const session *s, const model_options *o, const model_result *res, int n)
 {
     printf("\nmodel %s: %d layers, H %d, G %d, d %d; KV %s; prompt %ld tokens, %ld generated "
            "per run, median of %ld runs\n",
-           s->info.name, s->info.n_layers, s->info.n_heads, s->info.n_kv_heads,
-           s->info.head_dim, gqa_dtype_name(o->kv_type), o->prompt, o->gen, o->reps);
+           s->info.name, s->info.n_layers, s->info.n_heads, s->info.n_kv_heads, s->info.head_dim,
+           gqa_dtype_name(o->kv_type), o->prompt, o->gen, o->reps);
     printf("%-8s %14s", "threads", "prompt tok/s");
     for (int c = 0; c < o->n_contexts; c++) {
         char h[48];
@@ -198,22 +200,21 @@ static int write_json(const model_options *o, const bench_machine *bm, const ses
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: gqa bench model [options]\n"
-            "\n"
-            "Prompt tok/s (one batch of --prompt tokens) and generation tok/s (--gen greedy\n"
-            "decode steps after a context of each --contexts length) of a whole model, per\n"
-            "thread count; median of --reps runs. Token ids: 1000 + (i * 7919) %% 40000.\n"
-            "\n"
-            "  -m, --model FILE     GGUF model (default: SmolLM2 from the set-up cache)\n"
-            "  --threads LIST       thread counts (default 1,2)\n"
-            "  --prompt N           prompt tokens (default 512)\n"
-            "  --contexts LIST      contexts before generation (default 512,4096)\n"
-            "  --gen N              tokens generated per run (default 128)\n"
-            "  --reps N             runs per figure, median reported (default 3)\n"
-            "  --kv-type T          f16 (default), q8_0, bf16, f32\n"
-            "  --mha                also time the MHA twin (K/V heads expanded to H)\n"
-            "  --json FILE          also write the results as JSON\n");
+    fprintf(f, "usage: gqa bench model [options]\n"
+               "\n"
+               "Prompt tok/s (one batch of --prompt tokens) and generation tok/s (--gen greedy\n"
+               "decode steps after a context of each --contexts length) of a whole model, per\n"
+               "thread count; median of --reps runs. Token ids: 1000 + (i * 7919) %% 40000.\n"
+               "\n"
+               "  -m, --model FILE     GGUF model (default: SmolLM2 from the set-up cache)\n"
+               "  --threads LIST       thread counts (default 1,2)\n"
+               "  --prompt N           prompt tokens (default 512)\n"
+               "  --contexts LIST      contexts before generation (default 512,4096)\n"
+               "  --gen N              tokens generated per run (default 128)\n"
+               "  --reps N             runs per figure, median reported (default 3)\n"
+               "  --kv-type T          f16 (default), q8_0, bf16, f32\n"
+               "  --mha                also time the MHA twin (K/V heads expanded to H)\n"
+               "  --json FILE          also write the results as JSON\n");
 }
 
 /* "1,2,4" into v (at most MAX_LIST values in lo..hi). */

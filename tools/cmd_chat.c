@@ -12,16 +12,17 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: gqa chat [-m MODEL] [--system TEXT] [options]\n"
-               "\n"
-               "Chat with the model: each line read from stdin is one user turn; the reply\n"
-               "streams to stdout. The conversation stays in the KV cache across turns.\n"
-               "Lines '/reset' (forget the conversation) and '/exit' are commands; end of\n"
-               "input ends the chat. A one-line report after each reply goes to stderr.\n"
-               "\n"
-               "  --system TEXT          system prompt (default: the one in the model's\n"
-               "                         chat template, if any)\n"
-               "%s",
+    fprintf(f,
+            "usage: gqa chat [-m MODEL] [--system TEXT] [options]\n"
+            "\n"
+            "Chat with the model: each line read from stdin is one user turn; the reply\n"
+            "streams to stdout. The conversation stays in the KV cache across turns.\n"
+            "Lines '/reset' (forget the conversation) and '/exit' are commands; end of\n"
+            "input ends the chat. A one-line report after each reply goes to stderr.\n"
+            "\n"
+            "  --system TEXT          system prompt (default: the one in the model's\n"
+            "                         chat template, if any)\n"
+            "%s",
             gen_options_help);
 }
 

@@ -9,15 +9,16 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: gqa run [-m MODEL] -p PROMPT [options]\n"
-               "\n"
-               "Generate text from PROMPT, streamed to stdout; then report prompt and\n"
-               "generation speed, the KV cache bytes in use and what MHA would need.\n"
-               "\n"
-               "  -p, --prompt TEXT      the prompt (special tokens like <|im_start|> allowed)\n"
-               "  --chatml               wrap the prompt as one user turn of the model's chat\n"
-               "                         template (with its default system prompt)\n"
-               "%s",
+    fprintf(f,
+            "usage: gqa run [-m MODEL] -p PROMPT [options]\n"
+            "\n"
+            "Generate text from PROMPT, streamed to stdout; then report prompt and\n"
+            "generation speed, the KV cache bytes in use and what MHA would need.\n"
+            "\n"
+            "  -p, --prompt TEXT      the prompt (special tokens like <|im_start|> allowed)\n"
+            "  --chatml               wrap the prompt as one user turn of the model's chat\n"
+            "                         template (with its default system prompt)\n"
+            "%s",
             gen_options_help);
 }
 

@@ -78,8 +78,8 @@ int session_set_ctx(session *s, int64_t n_ctx)
         n_ctx = s->info.n_ctx_train > 0 ? s->info.n_ctx_train : 4096;
     s->n_ctx = n_ctx;
     gqa_kv_config cfg;
-    const uint64_t bpt = gqa_kv_bytes_per_token(s->info.n_layers, s->info.n_kv_heads,
-                                                s->info.head_dim, s->kv_type);
+    const uint64_t bpt =
+        gqa_kv_bytes_per_token(s->info.n_layers, s->info.n_kv_heads, s->info.head_dim, s->kv_type);
     const int32_t bt = 16;
     const uint64_t blocks = ((uint64_t)n_ctx + bt - 1) / bt;
     gqa_model_kv_config(s->model, s->kv_type, bt, blocks * bt * bpt, &cfg);
@@ -222,12 +222,13 @@ static void print_bytes(FILE *f, double b)
 void session_report(const session *s, FILE *f)
 {
     const int64_t len = gqa_kv_seq_len(s->cache, s->seq);
-    const uint64_t bpt = gqa_kv_bytes_per_token(s->info.n_layers, s->info.n_kv_heads,
-                                                s->info.head_dim, s->kv_type);
-    const uint64_t mha = gqa_kv_bytes_per_token(s->info.n_layers, s->info.n_heads,
-                                                s->info.head_dim, s->kv_type);
-    fprintf(f, "\n\n[gqa] prompt: %lld tokens, %.1f tok/s | generation: %lld tokens, %.1f tok/s"
-               " | %d threads, kernels %s\n",
+    const uint64_t bpt =
+        gqa_kv_bytes_per_token(s->info.n_layers, s->info.n_kv_heads, s->info.head_dim, s->kv_type);
+    const uint64_t mha =
+        gqa_kv_bytes_per_token(s->info.n_layers, s->info.n_heads, s->info.head_dim, s->kv_type);
+    fprintf(f,
+            "\n\n[gqa] prompt: %lld tokens, %.1f tok/s | generation: %lld tokens, %.1f tok/s"
+            " | %d threads, kernels %s\n",
             (long long)s->prompt_tokens,
             s->prompt_s > 0 ? (double)s->prompt_tokens / s->prompt_s : 0.0,
             (long long)s->gen_tokens, s->gen_s > 0 ? (double)s->gen_tokens / s->gen_s : 0.0,
@@ -246,8 +247,7 @@ char *session_default_system(const session *s)
     const char *tpl;
     size_t len;
     if (gqa_gguf_find_key(gqa_model_gguf(s->model), "tokenizer.chat_template") < 0 ||
-        gqa_gguf_get_str(gqa_model_gguf(s->model), "tokenizer.chat_template", &tpl, &len) !=
-            GQA_OK)
+        gqa_gguf_get_str(gqa_model_gguf(s->model), "tokenizer.chat_template", &tpl, &len) != GQA_OK)
         return NULL;
     static const char open[] = "<|im_start|>system\n", close[] = "<|im_end|>";
     const size_t ol = sizeof open - 1, cl = sizeof close - 1;

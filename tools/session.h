@@ -19,9 +19,9 @@ typedef struct session {
     gqa_kv_cache *cache;
     gqa_dtype kv_type;
     int32_t seq;
-    int64_t n_ctx;       /* tokens the cache was sized for */
-    float *logits;       /* n_vocab: after the last token fed */
-    int32_t stop[4];     /* ids that end a reply (EOS, <|im_end|>, <|endoftext|>) */
+    int64_t n_ctx;   /* tokens the cache was sized for */
+    float *logits;   /* n_vocab: after the last token fed */
+    int32_t stop[4]; /* ids that end a reply (EOS, <|im_end|>, <|endoftext|>) */
     int n_stop;
     /* timing of the last feed / generate calls */
     double prompt_s, gen_s;
@@ -76,12 +76,12 @@ char *session_chatml_turn(const char *system, const char *user);
 
 /* Options `gqa run` and `gqa chat` share. */
 typedef struct gen_options {
-    const char *model;       /* -m, or NULL for the default */
-    long n_predict;          /* -n: tokens to generate (per reply) */
-    gqa_sampler_config smp;  /* --temp --top-k --top-p --min-p --repeat-penalty --seed */
-    long threads;            /* --threads, 0: library default */
-    gqa_dtype kv_type;       /* --kv-type */
-    long n_ctx;              /* --ctx, 0: automatic */
+    const char *model;      /* -m, or NULL for the default */
+    long n_predict;         /* -n: tokens to generate (per reply) */
+    gqa_sampler_config smp; /* --temp --top-k --top-p --min-p --repeat-penalty --seed */
+    long threads;           /* --threads, 0: library default */
+    gqa_dtype kv_type;      /* --kv-type */
+    long n_ctx;             /* --ctx, 0: automatic */
 } gen_options;
 
 /* Defaults: 256 tokens, the sampler's defaults, f16 KV. */

@@ -41,26 +41,29 @@ typedef struct segment {
 
 /* Pointers into the workspace for a micro-batch of up to T tokens. */
 typedef struct scratch {
-    float *x;      /* T x E: the residual stream */
-    float *xb;     /* T x E: normed input of a block / block output */
-    float *q;      /* T x H*d */
-    float *k, *v;  /* T x G*d */
-    float *att;    /* T x H*d: attention output */
-    float *gate;   /* T x F */
-    float *up;     /* T x F */
-    float *rope;   /* T x n_rot: cos, sin of each pair, per token */
-    float *logits; /* LOGIT_ROWS x V */
-    float *lrows;  /* LOGIT_ROWS x E: final-normed rows for the classifier */
-    void *xq_mem;  /* room for a packed_x of T (or LOGIT_ROWS) rows of the
-                    * widest input */
-    packed_x px;   /* the input quantised for packed weights (see mm_input) */
+    float *x;                /* T x E: the residual stream */
+    float *xb;               /* T x E: normed input of a block / block output */
+    float *q;                /* T x H*d */
+    float *k, *v;            /* T x G*d */
+    float *att;              /* T x H*d: attention output */
+    float *gate;             /* T x F */
+    float *up;               /* T x F */
+    float *rope;             /* T x n_rot: cos, sin of each pair, per token */
+    float *logits;           /* LOGIT_ROWS x V */
+    float *lrows;            /* LOGIT_ROWS x E: final-normed rows for the classifier */
+    void *xq_mem;            /* room for a packed_x of T (or LOGIT_ROWS) rows of the
+                              * widest input */
+    packed_x px;             /* the input quantised for packed weights (see mm_input) */
     gqa_packed_fn packed_fn; /* NULL: use gqa_matmul on the GGUF layout */
     segment *seg;            /* up to n_items segments */
     gqa_kv_batch_item *kvb;  /* up to n_items attention items */
     int64_t *len0;           /* n_items: sequence lengths before the call */
 } scratch;
 
-static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+static size_t align64(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
 
 static gqa_status get_scratch(const gqa_model *m, int64_t T, int32_t n_items, scratch *s)
 {
@@ -72,10 +75,19 @@ static gqa_status get_scratch(const gqa_model *m, int64_t T, int32_t n_items, sc
                  KV = (size_t)in->n_kv_heads * (size_t)in->head_dim, F = (size_t)in->n_ff,
                  V = (size_t)in->n_vocab, t = (size_t)T, f = sizeof(float);
     const size_t sizes[] = {
-        t * E * f,  t * E * f,  t * Q * f,  t * KV * f,
-        t * KV * f, t * Q * f,  t * F * f,  t * F * f,
-        t * (size_t)in->n_rot * f + f, LOGIT_ROWS * V * f, LOGIT_ROWS * E * f,
-        (size_t)n_items * sizeof(segment), (size_t)n_items * sizeof(gqa_kv_batch_item),
+        t * E * f,
+        t * E * f,
+        t * Q * f,
+        t * KV * f,
+        t * KV * f,
+        t * Q * f,
+        t * F * f,
+        t * F * f,
+        t * (size_t)in->n_rot * f + f,
+        LOGIT_ROWS * V * f,
+        LOGIT_ROWS * E * f,
+        (size_t)n_items * sizeof(segment),
+        (size_t)n_items * sizeof(gqa_kv_batch_item),
         (size_t)n_items * sizeof(int64_t),
         gqa_packed_x_bytes(T > LOGIT_ROWS ? T : LOGIT_ROWS, (wide + 31) / 32 * 32)};
     size_t total = 0;
@@ -84,8 +96,8 @@ static gqa_status get_scratch(const gqa_model *m, int64_t T, int32_t n_items, sc
     unsigned char *p = gqa_workspace_slot(GQA_WS_MODEL, total);
     if (!p)
         return GQA_ERR_NO_MEMORY;
-    void **dst[] = {(void **)&s->x,    (void **)&s->xb,   (void **)&s->q,      (void **)&s->k,
-                    (void **)&s->v,    (void **)&s->att,  (void **)&s->gate,   (void **)&s->up,
+    void **dst[] = {(void **)&s->x,    (void **)&s->xb,     (void **)&s->q,     (void **)&s->k,
+                    (void **)&s->v,    (void **)&s->att,    (void **)&s->gate,  (void **)&s->up,
                     (void **)&s->rope, (void **)&s->logits, (void **)&s->lrows, (void **)&s->seg,
                     (void **)&s->kvb,  (void **)&s->len0,   (void **)&s->xq_mem};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -189,8 +201,7 @@ static gqa_status mm_n(const scratch *s, const llama_weight *const *w, int n, in
 
 /* One transformer block over the micro-batch. */
 static gqa_status layer_forward(const gqa_model *m, gqa_kv_cache *cache, int32_t il,
-                                const gqa_forward_item *items, scratch *s, int32_t n_seg,
-                                int64_t T)
+                                const gqa_forward_item *items, scratch *s, int32_t n_seg, int64_t T)
 {
     const gqa_model_info *in = &m->info;
     const llama_layer *L = &m->layers[il];
@@ -264,8 +275,8 @@ static gqa_status flush_logits(const gqa_model *m, scratch *s, float **dst, int3
 
 /* Final norm and classifier for the rows that want logits, LOGIT_ROWS at a
  * time so that the classifier's weights are read once per group. */
-static gqa_status logits_forward(const gqa_model *m, const gqa_forward_item *items,
-                                 scratch *s, int32_t n_seg)
+static gqa_status logits_forward(const gqa_model *m, const gqa_forward_item *items, scratch *s,
+                                 int32_t n_seg)
 {
     const int64_t E = m->info.n_embd, V = m->info.n_vocab;
     float *dst[LOGIT_ROWS];
@@ -322,8 +333,8 @@ static gqa_status check_call(const gqa_model *m, const gqa_kv_cache *cache,
         for (int32_t j = 0; j < i; j++)
             if (items[j].seq == it->seq)
                 return gqa_fail(GQA_ERR_INVALID_ARG,
-                                "gqa_model_forward: items %d and %d both name sequence %d",
-                                (int)j, (int)i, (int)it->seq);
+                                "gqa_model_forward: items %d and %d both name sequence %d", (int)j,
+                                (int)i, (int)it->seq);
         *total += it->n_tokens;
     }
     return GQA_OK;
@@ -332,9 +343,8 @@ static gqa_status check_call(const gqa_model *m, const gqa_kv_cache *cache,
 /* Cut the next micro-batch from item *ci, token *co on: reserve its slots in
  * the cache and fill the segments. Returns the segment count in *n_seg and
  * the token count in *T. */
-static gqa_status next_ubatch(gqa_kv_cache *cache, const gqa_forward_item *items,
-                              int32_t n_items, int32_t *ci, int64_t *co, segment *seg,
-                              int32_t *n_seg, int64_t *T)
+static gqa_status next_ubatch(gqa_kv_cache *cache, const gqa_forward_item *items, int32_t n_items,
+                              int32_t *ci, int64_t *co, segment *seg, int32_t *n_seg, int64_t *T)
 {
     *n_seg = 0;
     *T = 0;
@@ -359,9 +369,8 @@ static gqa_status next_ubatch(gqa_kv_cache *cache, const gqa_forward_item *items
     return GQA_OK;
 }
 
-static gqa_status run_ubatch(const gqa_model *m, gqa_kv_cache *cache,
-                             const gqa_forward_item *items, scratch *s, int32_t n_seg,
-                             int64_t T)
+static gqa_status run_ubatch(const gqa_model *m, gqa_kv_cache *cache, const gqa_forward_item *items,
+                             scratch *s, int32_t n_seg, int64_t T)
 {
     const int64_t E = m->info.n_embd;
     int64_t be, bb;
@@ -371,8 +380,8 @@ static gqa_status run_ubatch(const gqa_model *m, gqa_kv_cache *cache,
         const segment *g = &s->seg[i];
         const int32_t *tok = items[g->item].tokens + g->off;
         for (int64_t j = 0; j < g->n; j++) {
-            const unsigned char *row = (const unsigned char *)m->tok_embd.data +
-                                       (size_t)tok[j] * row_bytes;
+            const unsigned char *row =
+                (const unsigned char *)m->tok_embd.data + (size_t)tok[j] * row_bytes;
             gqa_status st = gqa_dequantize_row(m->tok_embd.type, row, E, s->x + (g->row0 + j) * E);
             if (st != GQA_OK)
                 return st;
@@ -387,8 +396,8 @@ static gqa_status run_ubatch(const gqa_model *m, gqa_kv_cache *cache,
     return logits_forward(m, items, s, n_seg);
 }
 
-gqa_status gqa_model_forward(const gqa_model *m, gqa_kv_cache *cache,
-                             const gqa_forward_item *items, int32_t n_items)
+gqa_status gqa_model_forward(const gqa_model *m, gqa_kv_cache *cache, const gqa_forward_item *items,
+                             int32_t n_items)
 {
     int64_t total = 0;
     gqa_status st = check_call(m, cache, items, n_items, &total);

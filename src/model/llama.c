@@ -60,8 +60,7 @@ static gqa_status read_hparams(const gqa_gguf *g, gqa_model_info *in)
     if (in->n_embd % in->n_heads != 0 && gqa_gguf_find_key(g, "llama.attention.key_length") < 0)
         return gqa_fail(GQA_ERR_FORMAT, "embedding_length %d is not a multiple of head_count %d",
                         in->n_embd, in->n_heads);
-    if ((s = hparam(g, "attention.key_length", in->n_embd / in->n_heads, &in->head_dim)) !=
-        GQA_OK)
+    if ((s = hparam(g, "attention.key_length", in->n_embd / in->n_heads, &in->head_dim)) != GQA_OK)
         return s;
     if (gqa_gguf_find_key(g, "llama.attention.value_length") >= 0) {
         int32_t vl = 0;
@@ -91,8 +90,7 @@ static gqa_status read_hparams(const gqa_gguf *g, gqa_model_info *in)
         return s;
     if (!(in->rope_base > 1.0f) || !isfinite(in->rope_base))
         return gqa_fail(GQA_ERR_FORMAT, "llama.rope.freq_base = %g", (double)in->rope_base);
-    if ((s = gqa_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &in->rms_eps)) !=
-        GQA_OK)
+    if ((s = gqa_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &in->rms_eps)) != GQA_OK)
         return s;
     if (!(in->rms_eps >= 0.0f) || !isfinite(in->rms_eps))
         return gqa_fail(GQA_ERR_FORMAT, "layer_norm_rms_epsilon = %g", (double)in->rms_eps);
@@ -132,8 +130,9 @@ static gqa_status get_weight(gqa_model *m, const char *name, int64_t rows, int64
     if (s != GQA_OK)
         return s;
     if (!gqa_quant_supported(ti.ggml_type))
-        return gqa_fail(GQA_ERR_UNSUPPORTED, "tensor %s has type %s, which this runtime does "
-                                             "not support (f32, f16, bf16, q8_0, q4_0, q4_1)",
+        return gqa_fail(GQA_ERR_UNSUPPORTED,
+                        "tensor %s has type %s, which this runtime does "
+                        "not support (f32, f16, bf16, q8_0, q4_0, q4_1)",
                         name, gqa_gguf_type_name(ti.ggml_type));
     if (ti.n_dims > 2 || ti.dims[0] != cols || (rows > 0 && ti.dims[1] != rows))
         return gqa_fail(GQA_ERR_FORMAT, "tensor %s has shape [%lld, %lld], expected [%lld, %lld]",
@@ -185,11 +184,11 @@ static gqa_status load_layer(gqa_model *m, int32_t il, llama_layer *L)
                   kvd = (int64_t)in->n_kv_heads * in->head_dim, F = in->n_ff;
     char nm[96];
     gqa_status s;
-#define LAYER_T(field, suffix, rows, cols)                                                        \
-    do {                                                                                          \
-        snprintf(nm, sizeof nm, "blk.%d.%s.weight", (int)il, suffix);                             \
-        if ((s = get_weight(m, nm, rows, cols, &L->field)) != GQA_OK)                            \
-            return s;                                                                             \
+#define LAYER_T(field, suffix, rows, cols)                                                         \
+    do {                                                                                           \
+        snprintf(nm, sizeof nm, "blk.%d.%s.weight", (int)il, suffix);                              \
+        if ((s = get_weight(m, nm, rows, cols, &L->field)) != GQA_OK)                              \
+            return s;                                                                              \
     } while (0)
     float *an = m->norms + (size_t)(2 * il) * (size_t)E, *fn = an + E;
     snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", (int)il);
@@ -373,7 +372,10 @@ gqa_status gqa_model_info_get(const gqa_model *m, gqa_model_info *info)
     return GQA_OK;
 }
 
-const gqa_gguf *gqa_model_gguf(const gqa_model *m) { return m ? m->gguf : NULL; }
+const gqa_gguf *gqa_model_gguf(const gqa_model *m)
+{
+    return m ? m->gguf : NULL;
+}
 
 gqa_status gqa_model_kv_config(const gqa_model *m, gqa_dtype dtype, int32_t block_tokens,
                                uint64_t budget_bytes, gqa_kv_config *cfg)
@@ -438,8 +440,7 @@ gqa_status gqa_model_expand_kv(const gqa_model *src, gqa_model **out)
     float *norms = malloc(n_norm * sizeof *norms);
     if (!m || !buf || !layers || !inv || !norms) {
         free(m), free(buf), free(layers), free(inv), free(norms);
-        return gqa_fail(GQA_ERR_NO_MEMORY, "gqa_model_expand_kv: out of memory (%zu bytes)",
-                        total);
+        return gqa_fail(GQA_ERR_NO_MEMORY, "gqa_model_expand_kv: out of memory (%zu bytes)", total);
     }
     *m = *src;
     m->owns_gguf = 0;

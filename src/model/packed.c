@@ -13,7 +13,10 @@
 
 #define QK 32
 
-static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+static size_t align64(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
 
 int gqa_pack_supported(uint32_t t)
 {
@@ -22,11 +25,16 @@ int gqa_pack_supported(uint32_t t)
 
 static size_t group_block_bytes(uint32_t t)
 {
-    return t == GQA_GGML_TYPE_Q8_0 ? 32 + 16 * 32 : t == GQA_GGML_TYPE_Q4_1 ? 64 + 8 * 32 : 32 + 8 * 32;
+    return t == GQA_GGML_TYPE_Q8_0   ? 32 + 16 * 32
+           : t == GQA_GGML_TYPE_Q4_1 ? 64 + 8 * 32
+                                     : 32 + 8 * 32;
 }
 
 /* Offset of the quants in a group's block (after the f16 scales). */
-static size_t quant_offset(uint32_t t) { return t == GQA_GGML_TYPE_Q4_1 ? 64 : 32; }
+static size_t quant_offset(uint32_t t)
+{
+    return t == GQA_GGML_TYPE_Q4_1 ? 64 : 32;
+}
 
 size_t gqa_pack_bytes(uint32_t t, int64_t rows, int64_t cols)
 {
@@ -151,9 +159,11 @@ void gqa_packed_rows_ref(const packed_weight *w, const packed_x *px, int64_t g0,
                                     q[p * 32 + 2 * j + 1] * xq[2 * p + 1];
                         acc[j] += d * dx * (float)isum;
                     } else {
-                        const float m = w->type == GQA_GGML_TYPE_Q4_1 ? f16(o + 32 + 2 * j) : -8.0f * d;
+                        const float m =
+                            w->type == GQA_GGML_TYPE_Q4_1 ? f16(o + 32 + 2 * j) : -8.0f * d;
                         for (int p = 0; p < 8; p++) {
-                            const unsigned char b0 = qb[p * 32 + 2 * j], b1 = qb[p * 32 + 2 * j + 1];
+                            const unsigned char b0 = qb[p * 32 + 2 * j],
+                                                b1 = qb[p * 32 + 2 * j + 1];
                             isum += (b0 & 15) * xq[2 * p] + (b1 & 15) * xq[2 * p + 1] +
                                     (b0 >> 4) * xq[2 * p + 16] + (b1 >> 4) * xq[2 * p + 17];
                         }

@@ -38,20 +38,20 @@
 #define PACK_ROWS 16
 
 typedef struct packed_weight {
-    uint32_t type;            /* source ggml type: q4_0, q4_1 or q8_0 */
-    int64_t  rows, cols;      /* cols % 32 == 0 */
-    int64_t  n_groups;        /* ceil(rows / 16) */
-    int64_t  n_blocks;        /* cols / 32 */
-    size_t   block_bytes;     /* bytes of one group's block (288, 320 or 544) */
-    unsigned char *data;      /* n_groups x n_blocks x block_bytes, 64-byte aligned */
+    uint32_t type;       /* source ggml type: q4_0, q4_1 or q8_0 */
+    int64_t rows, cols;  /* cols % 32 == 0 */
+    int64_t n_groups;    /* ceil(rows / 16) */
+    int64_t n_blocks;    /* cols / 32 */
+    size_t block_bytes;  /* bytes of one group's block (288, 320 or 544) */
+    unsigned char *data; /* n_groups x n_blocks x block_bytes, 64-byte aligned */
 } packed_weight;
 
 /* An activation matrix quantised for the packed kernels: n rows of cols. */
 typedef struct packed_x {
-    int64_t  n, cols, n_blocks;
-    int16_t *q;   /* n x cols */
-    float   *d;   /* n x n_blocks: block scales */
-    float   *s;   /* n x n_blocks: exact f32 sums of each block's x */
+    int64_t n, cols, n_blocks;
+    int16_t *q; /* n x cols */
+    float *d;   /* n x n_blocks: block scales */
+    float *s;   /* n x n_blocks: exact f32 sums of each block's x */
 } packed_x;
 
 /* 1 if the type can be packed. */
@@ -71,8 +71,8 @@ void gqa_packed_x_init(packed_x *px, void *mem, int64_t n, int64_t cols);
 void gqa_packed_x_quantize(packed_x *px, const float *x);
 
 /* y[t * ldy + r] for tokens t < px->n and rows r of groups g0..g1-1. */
-typedef void (*gqa_packed_fn)(const packed_weight *w, const packed_x *px, int64_t g0,
-                              int64_t g1, float *y, int64_t ldy);
+typedef void (*gqa_packed_fn)(const packed_weight *w, const packed_x *px, int64_t g0, int64_t g1,
+                              float *y, int64_t ldy);
 void gqa_packed_rows_ref(const packed_weight *w, const packed_x *px, int64_t g0, int64_t g1,
                          float *y, int64_t ldy);
 void gqa_packed_rows_avx512(const packed_weight *w, const packed_x *px, int64_t g0, int64_t g1,

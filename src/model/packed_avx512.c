@@ -65,16 +65,17 @@ ALWAYS_INLINE void group_tokens(const packed_weight *w, const packed_x *px, int6
             }
         }
         /* q4_1: the stored min; q4_0: -8 d; q8_0: none */
-        const __m512 m = q8 ? _mm512_setzero_ps()
-                         : w->type == GQA_GGML_TYPE_Q4_1
-                             ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)(o + 32)))
-                             : _mm512_mul_ps(d, _mm512_set1_ps(-8.0f));
+        const __m512 m =
+            q8 ? _mm512_setzero_ps()
+            : w->type == GQA_GGML_TYPE_Q4_1
+                ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)(o + 32)))
+                : _mm512_mul_ps(d, _mm512_set1_ps(-8.0f));
         for (int t = 0; t < nt; t++) {
             const int64_t xb = (t0 + t) * w->n_blocks + b;
             const __m512 s = _mm512_mul_ps(_mm512_mul_ps(d, _mm512_set1_ps(px->d[xb])),
                                            _mm512_cvtepi32_ps(is[t]));
-            acc[t] = _mm512_add_ps(acc[t], _mm512_add_ps(s, _mm512_mul_ps(m, _mm512_set1_ps(
-                                                                               px->s[xb]))));
+            acc[t] = _mm512_add_ps(acc[t],
+                                   _mm512_add_ps(s, _mm512_mul_ps(m, _mm512_set1_ps(px->s[xb]))));
         }
     }
     const int64_t left = w->rows - g * PACK_ROWS;
