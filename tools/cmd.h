@@ -26,6 +26,7 @@ int cmd_bench_model(int argc, char **argv); /* `gqa bench model` */
 int cmd_plan(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
 
 /* -------------------------------------------------------------- helpers -- */
 

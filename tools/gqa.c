@@ -28,6 +28,7 @@ static const command commands[] = {
     {"plan", cmd_plan, "KV cache memory per token and sequences that fit in a budget"},
     {"run", cmd_run, "generate text from a prompt with a GGUF model (SmolLM2 by default)"},
     {"chat", cmd_chat, "interactive multi-turn chat (ChatML), KV cache kept across turns"},
+    {"perplexity", cmd_perplexity, "perplexity of a text file (sliding windows)"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
