@@ -2,12 +2,13 @@
 # setup_deps.sh - install what building and testing gqa needs, and nothing twice.
 #
 # Debian packages: a compiler with OpenMP (gcc's libgomp), cmake, pkg-config,
-# cJSON (used by the CLI), PCRE2 (the tokenizer's regexes) and python3-venv.
+# cJSON (the library reads safetensors/Hugging Face JSON with it; the CLI writes
+# reports), PCRE2 (the tokenizer's regexes) and python3-venv.
 # Each package is checked with dpkg first; apt-get runs (after one
 # `apt-get update`) only for what is missing, via sudo only when not already root.
 # Python: a virtual environment at .venv with tests/oracle/requirements.txt
-# (numpy) in it, reinstalled only when that file changes. pip is the only
-# other network access.
+# (numpy, gguf, tokenizers, safetensors) in it, reinstalled only when that file
+# changes. pip is the only other network access.
 #
 # Safe to run any number of times; non-interactive. Environment:
 #   PYTHON=/path/to/python3   interpreter that creates .venv (default: python3)

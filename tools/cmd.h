@@ -27,6 +27,7 @@ int cmd_plan(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 /* -------------------------------------------------------------- helpers -- */
 

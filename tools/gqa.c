@@ -29,6 +29,7 @@ static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt with a GGUF model (SmolLM2 by default)"},
     {"chat", cmd_chat, "interactive multi-turn chat (ChatML), KV cache kept across turns"},
     {"perplexity", cmd_perplexity, "perplexity of a text file (sliding windows)"},
+    {"convert", cmd_convert, "change the number of KV heads of a model (MHA <-> GQA <-> MQA)"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
