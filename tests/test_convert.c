@@ -616,7 +616,7 @@ static void test_disk_full(void)
     setrlimit(RLIMIT_FSIZE, &old);
     signal(SIGXFSZ, prev);
     size_t n;
-    unsigned char *p = ct_slurp(keep, &n);
+    unsigned char *p = tu_read_file(keep, &n);
     CHECK(p && n == 8 && !memcmp(p, "sentinel", 8), "a failed write leaves the old file alone");
     free(p);
 }
@@ -646,7 +646,7 @@ static void test_bad_inputs(void)
                 "nothing.gguf");
     /* OUT == IN, spelled the same, differently, through a link; a directory */
     size_t n0;
-    unsigned char *before = ct_slurp(mha, &n0);
+    unsigned char *before = tu_read_file(mha, &n0);
     char alias[4096], link[4096];
     snprintf(alias, sizeof alias, "%s/./mha.gguf", data_dir);
     snprintf(link, sizeof link, "%s/link.gguf", work_dir);
@@ -660,7 +660,7 @@ static void test_bad_inputs(void)
     expect_fail("OUT a directory", mha, work_dir, 2, GQA_CONVERT_MEAN, GQA_ERR_INVALID_ARG,
                 "directory");
     size_t n1;
-    unsigned char *after = ct_slurp(mha, &n1);
+    unsigned char *after = tu_read_file(mha, &n1);
     CHECK(before && after && n0 == n1 && !memcmp(before, after, n0), "the input is untouched");
     free(before), free(after);
     /* unwritable output directory */
@@ -677,7 +677,7 @@ static void test_bad_inputs(void)
     }
     /* a truncated input: the header is whole, the tensor data is not */
     size_t n;
-    unsigned char *img = ct_slurp(mha, &n);
+    unsigned char *img = tu_read_file(mha, &n);
     const char *trunc = out_path("truncated.gguf");
     CHECK(img && ct_write_file(trunc, img, n * 3 / 5), "write %s", trunc);
     free(img);

@@ -152,22 +152,10 @@ int main(int argc, char **argv)
         return 2;
     }
     work_dir = argv[1];
-    const char *model = getenv("GQA_MODEL_PATH");
-    if (!model || !*model)
-        model = argv[4];
-    if (!ct_exists(model)) {
-        const char *req = getenv("GQA_REQUIRE_MODEL");
-        if (req && !strcmp(req, "1")) {
-            printf("FAIL: GQA_REQUIRE_MODEL=1 but the model %s is absent (run "
-                   "scripts/fetch_model.sh or set GQA_MODEL_PATH)\n",
-                   model);
-            return 1;
-        }
-        printf("SKIP: model %s is absent (run scripts/fetch_model.sh or set GQA_MODEL_PATH; "
-               "GQA_REQUIRE_MODEL=1 makes this a failure)\n",
-               model);
-        return 0;
-    }
+    const char *model;
+    const int have = tu_model_path(argv[4], &model);
+    if (have <= 0)
+        return have < 0 ? 1 : 0;
     mkdir(work_dir, 0777);
     char list[4096], cmd[16384];
     snprintf(list, sizeof list, "%s/manifest.txt", work_dir);

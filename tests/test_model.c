@@ -55,24 +55,10 @@ typedef struct oracle {
     float *logits; /* (n_prompt + n_gen) x n_vocab */
 } oracle;
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *p = tu_xmalloc((size_t)len + 1);
-    *n = fread(p, 1, (size_t)len, f);
-    fclose(f);
-    return p;
-}
-
 static int read_oracle(const char *path, oracle *o)
 {
     size_t n;
-    unsigned char *p = slurp(path, &n);
+    unsigned char *p = tu_read_file(path, &n);
     if (!p || n < 20 || memcmp(p, "GQAORCL1", 8) != 0) {
         free(p);
         return 0;
@@ -314,7 +300,7 @@ static void test_load_errors(const char *model, const char *dir)
           "missing file: %s", gqa_last_error());
     CHECK(gqa_model_load(NULL, &m) == GQA_ERR_INVALID_ARG, "NULL path");
     size_t n;
-    unsigned char *p = slurp(model, &n);
+    unsigned char *p = tu_read_file(model, &n);
     if (!p) {
         CHECK(0, "read %s", model);
         return;
@@ -364,24 +350,10 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *dir = argv[1], *python = argv[2], *script = argv[3];
-    const char *model = getenv("GQA_MODEL_PATH");
-    if (!model || !*model)
-        model = argv[4];
-    const char *req = getenv("GQA_REQUIRE_MODEL");
-    FILE *probe = fopen(model, "rb");
-    if (!probe) {
-        if (req && !strcmp(req, "1")) {
-            printf("FAIL: GQA_REQUIRE_MODEL=1 but the model %s is absent (run "
-                   "scripts/fetch_model.sh or set GQA_MODEL_PATH)\n",
-                   model);
-            return 1;
-        }
-        printf("SKIP: model %s is absent (run scripts/fetch_model.sh or set GQA_MODEL_PATH; "
-               "GQA_REQUIRE_MODEL=1 makes this a failure)\n",
-               model);
-        return 0;
-    }
-    fclose(probe);
+    const char *model;
+    const int have = tu_model_path(argv[4], &model);
+    if (have <= 0)
+        return have < 0 ? 1 : 0;
     test_load_errors(model, dir);
 
     gqa_model *m = NULL;

@@ -247,20 +247,6 @@ static void check_bad(const char *data_dir, const cJSON *cases, int dirs)
     printf("  %d %s\n", n, dirs ? "broken directories" : "malformed files");
 }
 
-static unsigned char *read_all(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = tu_xmalloc((size_t)len + 1);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
-}
-
 /* An open handle's tensors all lie inside [base, base + n). */
 static int inside(const gqa_st_file *f, const unsigned char *base, size_t n)
 {
@@ -281,7 +267,7 @@ static void check_corruption(const char *data_dir)
     char path[4096];
     snprintf(path, sizeof path, "%s/single/model.safetensors", data_dir);
     size_t n = 0;
-    unsigned char *file = read_all(path, &n);
+    unsigned char *file = tu_read_file(path, &n);
     CHECK(file && n > 64, "read %s", path);
     if (!file)
         return;

@@ -289,6 +289,43 @@ int tu_select_kernel(const char *name)
     return -1;
 }
 
+unsigned char *tu_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    *n = 0;
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    const long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *p = tu_xmalloc((size_t)(len > 0 ? len : 0) + 1);
+    *n = len > 0 ? fread(p, 1, (size_t)len, f) : 0;
+    fclose(f);
+    return p;
+}
+
+int tu_model_path(const char *dflt, const char **path)
+{
+    const char *env = getenv("GQA_MODEL_PATH");
+    *path = env && *env ? env : dflt;
+    FILE *f = fopen(*path, "rb");
+    if (f) {
+        fclose(f);
+        return 1;
+    }
+    const char *req = getenv("GQA_REQUIRE_MODEL");
+    if (req && !strcmp(req, "1")) {
+        printf("FAIL: GQA_REQUIRE_MODEL=1 but the model %s is absent (run scripts/fetch_model.sh "
+               "or set GQA_MODEL_PATH)\n",
+               *path);
+        return -1;
+    }
+    printf("SKIP: model %s is absent (run scripts/fetch_model.sh or set GQA_MODEL_PATH; "
+           "GQA_REQUIRE_MODEL=1 makes this a failure)\n",
+           *path);
+    return 0;
+}
+
 double tu_seconds(void)
 {
     struct timespec ts;

@@ -120,6 +120,15 @@ extern const int tu_n_fast_kernels;
  * "scalar" must always be available, so for them 0 is turned into -1. */
 int tu_select_kernel(const char *name);
 
+/* The whole file at `path`, malloc'd with one spare byte (NULL if it cannot
+ * be opened); *n receives its size (0 on failure). */
+unsigned char *tu_read_file(const char *path, size_t *n);
+
+/* The real-model tests' model: $GQA_MODEL_PATH if set, else `dflt`, in
+ * *path. Returns 1 if the file exists; otherwise prints one line and returns
+ * 0 (SKIP) or, with GQA_REQUIRE_MODEL=1, -1 (FAIL: the caller exits 1). */
+int tu_model_path(const char *dflt, const char **path);
+
 /* Wall-clock seconds from an arbitrary origin (C11 timespec_get). */
 double tu_seconds(void);
 

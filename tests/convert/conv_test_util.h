@@ -15,22 +15,6 @@
 #include "gqa_convert.h"
 #include "gqa_model.h"
 
-/* The whole file, malloc'd (NULL if unreadable); *n its size. */
-static inline unsigned char *ct_slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    *n = 0;
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *p = tu_xmalloc((size_t)(len > 0 ? len : 1));
-    *n = fread(p, 1, (size_t)len, f);
-    fclose(f);
-    return p;
-}
-
 static inline int ct_write_file(const char *path, const void *p, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -44,7 +28,7 @@ static inline int ct_write_file(const char *path, const void *p, size_t n)
 static inline int ct_same_file(const char *a, const char *b)
 {
     size_t na, nb;
-    unsigned char *pa = ct_slurp(a, &na), *pb = ct_slurp(b, &nb);
+    unsigned char *pa = tu_read_file(a, &na), *pb = tu_read_file(b, &nb);
     int same = pa && pb && na == nb && memcmp(pa, pb, na) == 0;
     free(pa), free(pb);
     return same;
