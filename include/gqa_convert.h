@@ -224,8 +224,11 @@ gqa_status gqa_convert_hf(const char *in_dir, const char *out_dir, const gqa_con
  * num_attention_heads, num_key_value_heads, num_hidden_layers, head_dim,
  * rms_norm_eps, rope_theta, max_position_embeddings (when the file has
  * llama.context_length), vocab_size, tie_word_embeddings, hidden_act,
- * attention_bias, torch_dtype, bos/eos_token_id (when present)). No
- * tokenizer files are written. out_type F32/F16/BF16 or KEEP (q*:
+ * attention_bias, torch_dtype, bos/eos_token_id (when present)), and,
+ * when the file has tokenizer.ggml.tokens, tokenizer.json,
+ * tokenizer_config.json and special_tokens_map.json (byte-level BPE only:
+ * another tokenizer.ggml.model or an unknown pre-tokenizer is
+ * GQA_ERR_UNSUPPORTED; docs/conversion.md). out_type F32/F16/BF16 or KEEP (q*:
  * GQA_ERR_INVALID_ARG). Quantised input types must be dequantisable (f16,
  * bf16, q8_0, q4_0, q4_1; else GQA_ERR_UNSUPPORTED). Errors as
  * gqa_convert_gguf and gqa_convert_hf. */
@@ -242,9 +245,12 @@ gqa_status gqa_convert_gguf_to_hf(const char *in, const char *out_dir,
  * rope.freq_base (rope_theta, default 10000), attention.
  * layer_norm_rms_epsilon (rms_norm_eps, default 1e-6), vocab_size). 1-D
  * tensors (norms, biases) are written f32, as llama.cpp does; out_type may be
- * any type (q8_0/q4_0/q4_1 quantise every 2-D tensor). No tokenizer.ggml.*
- * keys are written: the file loads with gqa_model_load and runs through
- * gqa_model_forward, but tools that need a tokenizer need it from elsewhere.
+ * any type (q8_0/q4_0/q4_1 quantise every 2-D tensor). The directory's
+ * tokenizer.json (when present) becomes the tokenizer.ggml.* keys, with
+ * tokenizer_config.json's special tokens, add_bos_token and chat_template;
+ * a tokenizer.json that is not byte-level BPE, or whose pre-tokenizer matches
+ * no name the runtime knows, is GQA_ERR_UNSUPPORTED, token id gaps
+ * GQA_ERR_FORMAT. Without tokenizer.json no tokenizer keys are written.
  * Errors as gqa_convert_gguf and gqa_convert_hf. */
 gqa_status gqa_convert_hf_to_gguf(const char *in_dir, const char *out,
                                   const gqa_convert_options *opts);

@@ -54,8 +54,8 @@ static void usage(FILE *f)
             "  --to F             output format: gguf or hf (default: the input's). Between\n"
             "                     formats (Llama only) tensors are renamed and Q/K rows moved\n"
             "                     between HF and GGUF RoPE order; --kv-heads G0 (the current\n"
-            "                     count) changes only the format. A GGUF written from HF has\n"
-            "                     no tokenizer; an HF directory from GGUF has no tokenizer files\n"
+            "                     count) changes only the format. The byte-level BPE tokenizer\n"
+            "                     goes along (tokenizer.json <-> tokenizer.ggml.*)\n"
             "  --quiet            no progress bar and no summary\n"
             "\n"
             "OUT is written under a temporary name next to it and renamed when complete; it\n"
@@ -288,6 +288,12 @@ int cmd_convert(int argc, char **argv)
                a.out, format_name(to), (unsigned)g0, (unsigned)g1,
                gqa_convert_method_name(a.o.method), (unsigned long long)bytes0,
                (unsigned long long)bytes1);
+        char tj[4200];
+        snprintf(tj, sizeof tj, "%s/tokenizer.json", a.in);
+        if (from == FORMAT_HF && to == FORMAT_GGUF && access(tj, F_OK) != 0)
+            printf("note: %s has no tokenizer.json, so %s has no tokenizer keys (gqa run "
+                   "needs them)\n",
+                   a.in, a.out);
     }
     return CLI_EXIT_OK;
 }

@@ -17,6 +17,8 @@
 #include <cJSON.h>
 
 #include "convert/cross_format.h"
+#include "convert/hf_dir_internal.h"
+#include "convert/tokenizer_convert.h"
 
 /* What config.json needs beyond the attention shape. */
 typedef struct llama_hp {
@@ -209,12 +211,18 @@ static gqa_status plan_and_write(const gqa_gguf *g, const char *out_dir,
                      .head_dim = hp.m.dk,
                      .n_src_tensors = gqa_gguf_n_tensors(g)};
     gqa_st_out_tensor *t = NULL;
-    cJSON *cfg = NULL;
+    cJSON *cfg = NULL, *tok[GQA_TOKCONV_N_FILES] = {NULL};
     if ((s = gqa_xf_plan_make(&p, o, find_gguf, &src)) == GQA_OK &&
-        (s = check_unused(&src)) == GQA_OK && (s = st_tensors(&p, &t)) == GQA_OK) {
+        (s = check_unused(&src)) == GQA_OK && (s = st_tensors(&p, &t)) == GQA_OK &&
+        (s = gqa_tokconv_gguf_build(g, tok)) == GQA_OK) {
         cfg = make_config(g, &hp, &p);
         s = cfg ? gqa_hf_write_new(out_dir, cfg, t, p.n, o->progress, o->progress_user)
                 : gqa_fail(GQA_ERR_NO_MEMORY, "convert: out of memory building config.json");
+    }
+    for (int k = 0; k < GQA_TOKCONV_N_FILES; k++) {
+        if (s == GQA_OK && tok[k])
+            s = gqa_hf_write_json(tok[k], out_dir, gqa_tokconv_files[k]);
+        cJSON_Delete(tok[k]);
     }
     cJSON_Delete(cfg);
     free(t);

@@ -30,4 +30,8 @@ struct gqa_hf_dir {
  * GQA_ERR_IO, GQA_ERR_FORMAT (naming the file), GQA_ERR_NO_MEMORY. */
 gqa_status gqa_hf_read_json(const char *path, struct cJSON **out);
 
+/* cJSON_Print(j) and a newline into dir/name (not atomic). GQA_ERR_IO,
+ * GQA_ERR_NO_MEMORY. */
+gqa_status gqa_hf_write_json(const struct cJSON *j, const char *dir, const char *name);
+
 #endif

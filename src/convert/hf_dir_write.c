@@ -155,6 +155,11 @@ static gqa_status write_json(const cJSON *j, const char *dir, const char *name)
     return s;
 }
 
+gqa_status gqa_hf_write_json(const cJSON *j, const char *dir, const char *name)
+{
+    return write_json(j, dir, name);
+}
+
 /* ---------------------------------------------------------- weights -- */
 
 /* Progress over several files: each file's bytes are offset by those of

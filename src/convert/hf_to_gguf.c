@@ -3,9 +3,8 @@
  *
  * config.json becomes the llama.* keys gqa_model_load reads; the tensors are
  * planned by cross_format.c (names, RoPE permutation of Q/K, KV heads,
- * types) and written by the GGUF writer, one at a time. No tokenizer keys:
- * turning tokenizer.json into tokenizer.ggml.* (and naming llama.cpp's
- * pre-tokenizer) is a converter of its own.
+ * types) and written by the GGUF writer, one at a time. tokenizer.json
+ * (when present) becomes the tokenizer.ggml.* keys (tokenizer_convert.c).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -16,6 +15,7 @@
 #include <cJSON.h>
 
 #include "convert/cross_format.h"
+#include "convert/tokenizer_convert.h"
 
 typedef struct hf_src {
     const gqa_hf_dir *d;
@@ -211,6 +211,7 @@ static gqa_status plan_and_write(const gqa_hf_dir *d, const char *out, const gqa
                      .head_dim = c->head_dim,
                      .n_src_tensors = gqa_hf_n_tensors(d)};
     gqa_gguf_writer *w = NULL;
+    int tok = 0;
     gqa_status s = gqa_xf_plan_make(&p, o, find_hf, &src);
     if (s == GQA_OK && p.tied && !src.tied)
         s = gqa_fail(GQA_ERR_FORMAT,
@@ -219,6 +220,7 @@ static gqa_status plan_and_write(const gqa_hf_dir *d, const char *out, const gqa
                      gqa_hf_path(d));
     if (s == GQA_OK && (s = check_unused(&src)) == GQA_OK &&
         (s = gqa_gguf_writer_create(&w)) == GQA_OK && (s = write_keys(w, d, &p)) == GQA_OK &&
+        (s = gqa_tokconv_hf_to_gguf(w, gqa_hf_path(d), &tok)) == GQA_OK &&
         (s = add_tensors(w, &p)) == GQA_OK)
         s = gqa_gguf_writer_write(w, out, o->progress, o->progress_user);
     gqa_gguf_writer_free(w);

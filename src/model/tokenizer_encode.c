@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "model/tokenizer_internal.h"
+#include "model/tokenizer_pre.h"
 
 /* ------------------------------------------------- pre-tokenizer table -- */
 
@@ -38,6 +39,28 @@ static const pre_spec pre_specs[] = {
     {"refact", 2, {"\\p{N}", RE_GPT2, NULL, NULL}},
 };
 #define N_PRE_SPECS ((int)(sizeof pre_specs / sizeof pre_specs[0]))
+
+int gqa_tokenizer_pre_regexes(const char *name, const char *const **regex)
+{
+    for (int i = 0; name && i < N_PRE_SPECS; i++)
+        if (!strcmp(pre_specs[i].name, name)) {
+            *regex = pre_specs[i].regex;
+            return pre_specs[i].n_regex;
+        }
+    return -1;
+}
+
+const char *gqa_tokenizer_pre_name(int n, const char *const *regex)
+{
+    for (int i = 0; i < N_PRE_SPECS; i++) {
+        int same = pre_specs[i].n_regex == n;
+        for (int k = 0; same && k < n; k++)
+            same = !strcmp(pre_specs[i].regex[k], regex[k]);
+        if (same && strcmp(pre_specs[i].name, "default") != 0)
+            return pre_specs[i].name;
+    }
+    return NULL;
+}
 
 gqa_status gqa_tokenizer_build_regex(gqa_tokenizer *t, const gqa_tokenizer_config *cfg)
 {

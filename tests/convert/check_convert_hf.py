@@ -319,7 +319,26 @@ def check_gguf_keys(r, cfg, g):
     need(np.float32(field(r, a + "attention.layer_norm_rms_epsilon")) == np.float32(cfg["rms_norm_eps"]),
          "layer_norm_rms_epsilon")
     need(np.float32(field(r, a + "rope.freq_base")) == np.float32(cfg["rope_theta"]), "freq_base")
-    need(not any(k.startswith("tokenizer.") for k in r.fields), "tokenizer keys written")
+
+
+def check_tokenizer(r, src, cfg):
+    """tokenizer.ggml.* from make_convert_hf.py's tokenizer.json and
+    tokenizer_config.json (bos by name, eos from config.json)."""
+    tj = json.load(open(os.path.join(src, "tokenizer.json"), encoding="utf-8"))
+    vocab = dict(tj["model"]["vocab"])
+    vocab.update({a["content"]: a["id"] for a in tj["added_tokens"]})
+    tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    need(field(r, "tokenizer.ggml.model") == "gpt2", "tokenizer.ggml.model")
+    need(field(r, "tokenizer.ggml.pre") == "smollm", f"pre {field(r, 'tokenizer.ggml.pre')!r}")
+    need(list(field(r, "tokenizer.ggml.tokens")) == tokens, "tokenizer.ggml.tokens")
+    types = [1] * len(tokens)
+    types[258], types[259] = 3, 4
+    need(list(field(r, "tokenizer.ggml.token_type")) == types, "tokenizer.ggml.token_type")
+    need(list(field(r, "tokenizer.ggml.merges")) == ["\u0120 t", "h e"], "tokenizer.ggml.merges")
+    need(field(r, "tokenizer.ggml.bos_token_id") == 258, "bos id")
+    need(field(r, "tokenizer.ggml.eos_token_id") == cfg["eos_token_id"], "eos id")
+    need(field(r, "tokenizer.ggml.add_bos_token") is True, "add_bos_token")
+    need(field(r, "tokenizer.chat_template") == "{{ messages }}", "chat_template")
 
 
 def check_hf2gguf(src, out, g, method, spec):
@@ -329,6 +348,7 @@ def check_hf2gguf(src, out, g, method, spec):
     g0 = cfg.get("num_key_value_heads", h)
     r = GGUFReader(out)
     check_gguf_keys(r, cfg, g)
+    check_tokenizer(r, src, cfg)
     si = read_hf(src)
     if cfg.get("tie_word_embeddings"):
         si.pop("lm_head.weight", None)

@@ -107,11 +107,47 @@ def config(g0=None, arch="LlamaForCausalLM", model_type="llama", dtype="float32"
     return c
 
 
+def byte_chars():
+    """GPT-2's bytes_to_unicode: the 256 characters byte-level BPE uses."""
+    bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for _, c in sorted(zip(bs, cs))]
+
+
+# A small byte-level BPE tokenizer (SmolLM's pre-tokenizer: single digits,
+# then GPT-2's split): the 256 byte tokens, two merges (one in each JSON
+# form), a special and a plain added token. The converter's tokenizer.ggml.*
+# keys are checked against it (check_convert_hf.py, check_tokenizer).
+def tokenizer_json():
+    vocab = {c: i for i, c in enumerate(byte_chars())}
+    vocab["\u0120t"] = 256
+    vocab["he"] = 257
+    return {"version": "1.0",
+            "added_tokens": [
+                {"id": 258, "content": "<s>", "special": True},
+                {"id": 259, "content": "<|user|>", "special": False}],
+            "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                {"type": "Digits", "individual_digits": True},
+                {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}]},
+            "decoder": {"type": "ByteLevel"},
+            "model": {"type": "BPE", "vocab": vocab, "merges": ["\u0120 t", ["h", "e"]]}}
+
+
+TOKENIZER_CONFIG = {"bos_token": {"content": "<s>"}, "add_bos_token": True,
+                    "chat_template": "{{ messages }}"}
+
+
 def write_dir(d, cfg, tensors, shards=1):
     os.makedirs(d)
     write_json(os.path.join(d, "config.json"), cfg)
-    with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as f:
-        f.write('{"version": "1.0", "model": {"type": "BPE"}}\n')
+    write_json(os.path.join(d, "tokenizer.json"), tokenizer_json())
+    write_json(os.path.join(d, "tokenizer_config.json"), TOKENIZER_CONFIG)
     write_json(os.path.join(d, "generation_config.json"), {"bos_token_id": 1, "eos_token_id": 2})
     with open(os.path.join(d, "README.md"), "w") as f:
         f.write("# synthetic test model\n")
