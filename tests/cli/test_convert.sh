@@ -20,10 +20,8 @@ work=$3
 hf=$4
 rm -rf "$work"
 mkdir -p "$work"
-fails=0
-pass() { printf 'ok   %s\n' "$1"; }
-fail() { printf 'FAIL %s\n' "$1"; fails=$((fails + 1)); }
-check() { if eval "$2"; then pass "$1"; else fail "$1"; fi; }
+# shellcheck source=tests/cli/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 run() { "$gqa" convert "$@" >"$work/out" 2>"$work/err"; rc=$?; }
 one_error() { [ "$(wc -l <"$work/err")" = 1 ] && grep -q "^gqa: error: " "$work/err"; }
 

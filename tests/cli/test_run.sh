@@ -13,19 +13,10 @@ gqa=$1
 model=${GQA_MODEL_PATH:-$2}
 work=$3
 mkdir -p "$work"
-fails=0
-pass() { printf 'ok   %s\n' "$1"; }
-fail() { printf 'FAIL %s\n' "$1"; fails=$((fails + 1)); }
-check() { if eval "$2"; then pass "$1"; else fail "$1"; fi; }
+# shellcheck source=tests/cli/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-if [ ! -f "$model" ]; then
-    if [ "${GQA_REQUIRE_MODEL:-}" = 1 ]; then
-        echo "FAIL: GQA_REQUIRE_MODEL=1 but $model is absent (run scripts/fetch_model.sh)"
-        exit 1
-    fi
-    echo "SKIP: $model is absent (run scripts/fetch_model.sh)"
-    exit 77
-fi
+require_model "$model"
 
 # greedy run: the continuation the NumPy oracle also produces
 "$gqa" run -m "$model" -p "The capital of France is" -n 8 --temp 0 \
