@@ -55,7 +55,7 @@ void *gqa_large_alloc(size_t bytes);
 /* The calling thread's grow-only scratch areas, at least `bytes` long and
  * 64-byte aligned, reused from call to call. NULL (with the error set) if the
  * allocation fails. Contents are not preserved when a slot grows. */
-enum { GQA_WS_MAIN = 0, GQA_WS_PLAN, GQA_WS_BATCH, GQA_WS_MODEL, GQA_WS_SLOTS };
+enum { GQA_WS_MAIN = 0, GQA_WS_PLAN, GQA_WS_BATCH, GQA_WS_MODEL, GQA_WS_GEMM, GQA_WS_SLOTS };
 void *gqa_workspace_slot(int slot, size_t bytes);
 void *gqa_workspace_get(size_t bytes); /* slot GQA_WS_MAIN */
 
