@@ -117,6 +117,30 @@ gqa_status gqa_attention(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv, i
                          const float *q, const void *k, const void *v,
                          float *out, float *lse);
 
+/* Gradients of one gqa_attention call with f32 K/V (training). q, k, v,
+ * desc, n_q, n_kv and q_pos are those of the forward call; out and lse are
+ * what it returned (lse is required here); d_out is the gradient of the loss
+ * with respect to out. Same layouts as gqa_attention:
+ *   q, out, d_out, d_q: n_q x H x d floats
+ *   k, v, d_k, d_v:     n_kv x G x d floats
+ *   lse:                n_q x H floats
+ * d_k and d_v of KV head g are summed over the H/G query heads of its group;
+ * keys no query sees get zeros. Outputs are overwritten, not accumulated, and
+ * must not overlap the inputs or each other.
+ * Flash-style: the probabilities are recomputed from lse, no n_q x n_kv
+ * matrix is kept; causal and windowed masks as in the forward. The work is
+ * split so that each output row is computed by one thread in an order fixed
+ * by the shape: results are bitwise identical for ANY thread count.
+ * Errors: those of gqa_attention for the shared arguments, GQA_ERR_INVALID_ARG
+ * for a NULL pointer (all are required when n_q > 0; with n_q == 0, d_k and
+ * d_v are zeroed), GQA_ERR_UNSUPPORTED (kv_dtype other than GQA_F32),
+ * GQA_ERR_NO_MEMORY (workspace). GQA_KERNEL=ref selects the reference
+ * (double accumulation, direct formulas). */
+gqa_status gqa_attention_backward(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv,
+                                  int64_t q_pos, const float *q, const float *k, const float *v,
+                                  const float *out, const float *lse, const float *d_out,
+                                  float *d_q, float *d_k, float *d_v);
+
 /* Release the calling thread's reusable attention workspace (optional; it is
  * otherwise kept for the next call on the same thread and freed at exit). */
 void gqa_workspace_release(void);

@@ -48,12 +48,8 @@ float gqa_attn_scale(const gqa_attn_desc *desc)
     return desc->scale != 0.0f ? desc->scale : 1.0f / sqrtf((float)desc->head_dim);
 }
 
-gqa_status gqa_attention(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv, int64_t q_pos,
-                         const float *q, const void *k, const void *v, float *out, float *lse)
+gqa_status gqa_attn_check_call(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv, int64_t q_pos)
 {
-    gqa_status st = gqa_attn_check_desc(desc);
-    if (st != GQA_OK)
-        return st;
     if (n_q < 0)
         return gqa_fail(GQA_ERR_INVALID_ARG, "n_q = %lld, must be >= 0", (long long)n_q);
     if (n_kv <= 0)
@@ -82,6 +78,18 @@ gqa_status gqa_attention(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv, i
     if (__builtin_add_overflow(q_pos, n_q, &end_pos))
         return gqa_fail(GQA_ERR_INVALID_ARG, "q_pos + n_q = %lld + %lld overflows",
                         (long long)q_pos, (long long)n_q);
+    return GQA_OK;
+}
+
+gqa_status gqa_attention(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv, int64_t q_pos,
+                         const float *q, const void *k, const void *v, float *out, float *lse)
+{
+    gqa_status st = gqa_attn_check_desc(desc);
+    if (st != GQA_OK)
+        return st;
+    st = gqa_attn_check_call(desc, n_q, n_kv, q_pos);
+    if (st != GQA_OK)
+        return st;
     if (!k)
         return gqa_fail(GQA_ERR_INVALID_ARG, "k is NULL");
     if (!v)
@@ -93,6 +101,7 @@ gqa_status gqa_attention(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv, i
     if (!out)
         return gqa_fail(GQA_ERR_INVALID_ARG, "out is NULL");
 
+    const int64_t H = desc->n_q_heads, G = desc->n_kv_heads, d = desc->head_dim;
     const gqa_kernel_set *ks = gqa_kernels_active();
     if (!ks) {
         gqa_attention_ref(desc, n_q, n_kv, q_pos, q, k, v, out, lse);

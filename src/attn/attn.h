@@ -52,6 +52,9 @@ gqa_status gqa_attn_run(const gqa_attn_batch *b, const gqa_kernel_set *ks);
 /* Check a descriptor (shared by every entry point): GQA_OK or the status and
  * message for the first bad field. */
 gqa_status gqa_attn_check_desc(const gqa_attn_desc *desc);
+/* Check the shared arguments of a call (desc already checked): counts,
+ * positions, the causal constraint and every byte count that will be formed. */
+gqa_status gqa_attn_check_call(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv, int64_t q_pos);
 /* The softmax scale a descriptor asks for (0 means 1/sqrt(d)). */
 float gqa_attn_scale(const gqa_attn_desc *desc);
 

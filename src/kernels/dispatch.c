@@ -7,7 +7,7 @@
 
 /* The reference is not a gqa_kernel_set (it is a whole attention, not a
  * tile); "selected" == &ref_marker means "use gqa_attention_ref". */
-static const gqa_kernel_set ref_marker = {"ref", NULL, NULL, NULL};
+static const gqa_kernel_set ref_marker = {"ref", NULL, NULL, NULL, NULL, NULL};
 static const gqa_kernel_set *selected;
 
 static const gqa_kernel_set *by_name(const char *name, int *known)

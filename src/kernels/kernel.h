@@ -72,10 +72,47 @@ typedef struct gqa_tile_job {
     const gqa_tile_seg *seg;
 } gqa_tile_job;
 
+/* ------------------------------------------------------------ backward --
+ * gqa_attention_backward (src/attn/backward.c) runs two kinds of jobs on f32
+ * K/V, each over ONE KV head g and its R = H/G query heads h0 .. h0+R-1.
+ * With s = scale * q.k_j, p = exp(s - lse), dp = dout.v_j, ds = p (dp - D)
+ * and D = dout.out (per query row and head):
+ *  - kv job: keys j0 .. j1-1 (at most GQA_BWD_KEYS, j0 a multiple of it):
+ *    dv_j = sum over visible (i, h) of p dout, dk_j = sum of scale ds q;
+ *  - q job: query row i0 (and its R heads) against every visible key:
+ *    dq = sum over j of scale ds k_j.
+ * Each output row is written by exactly one job, in an order fixed by the
+ * shape, so results do not depend on the number of threads.
+ * kt, vt: K and V of head g transposed, d rows of ldt floats (keys padded
+ * with zeros to a multiple of GQA_BWD_KEYS); key j of dim c is kt[c*ldt + j].
+ * Masked keys (outside a row's key_lo..key_hi) never reach an output, not
+ * even as a NaN. */
+#define GQA_BWD_KEYS 64
+typedef struct gqa_bwd_job {
+    int32_t d, H, R, h0;
+    float scale;
+    const float *q, *dout;       /* n_q x H x d */
+    const float *lse, *dsum;     /* n_q x H; dsum = D */
+    const int32_t *key_lo, *key_hi; /* per query row, absolute; hi < lo: none */
+    int64_t i0, i1;              /* query rows the job reads (kv) or writes (q: i0 only) */
+    const float *kt, *vt;
+    int64_t ldt;
+    const float *k;              /* q job: row-major K, key j of head g at k + j*kv_stride */
+    int64_t kv_stride;           /* floats between keys (G*d) */
+    int64_t j0, j1;              /* kv job: its keys; q job: 0 .. n_kv */
+    float *dk, *dv;              /* kv job: rows of keys j0.. (stride kv_stride) */
+    float *dq;                   /* q job: R rows of d floats, heads h0.. of row i0 */
+    float *scratch;              /* GQA_BWD_SCRATCH_FLOATS floats, 64-byte aligned */
+} gqa_bwd_job;
+#define GQA_BWD_SCRATCH_FLOATS (2 * GQA_MAX_HEAD_DIM * GQA_BWD_KEYS + GQA_MAX_HEAD_DIM + 2 * GQA_BWD_KEYS)
+
 typedef struct gqa_kernel_set {
     const char *name;
     /* Fold one job (see above). */
     void (*attn_tile)(const gqa_tile_job *job);
+    /* Backward jobs (see above). */
+    void (*attn_bwd_kv)(const gqa_bwd_job *job);
+    void (*attn_bwd_q)(const gqa_bwd_job *job);
     /* Run `iters` iterations of independent FMA chains; return FLOPs done. */
     double (*fma_probe)(int64_t iters);
     /* Read n floats (n a multiple of 64, buf 64-byte aligned); return a sum
@@ -95,5 +132,13 @@ const gqa_kernel_set *gqa_kernels_active(void);
  * gqa_attention (arguments already validated). */
 void gqa_attention_ref(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv, int64_t q_pos,
                        const float *q, const void *k, const void *v, float *out, float *lse);
+
+/* The reference backward: double accumulation, direct formulas, same
+ * contract as gqa_attention_backward (arguments already validated).
+ * GQA_ERR_NO_MEMORY if its n_kv x G x d double accumulators cannot be had. */
+gqa_status gqa_attention_backward_ref(const gqa_attn_desc *desc, int64_t n_q, int64_t n_kv,
+                                      int64_t q_pos, const float *q, const float *k,
+                                      const float *v, const float *out, const float *lse,
+                                      const float *d_out, float *d_q, float *d_k, float *d_v);
 
 #endif

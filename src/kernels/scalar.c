@@ -3,5 +3,7 @@
 #define GQA_KFN(name) name##_scalar
 
 #include "kernels/attn_tile.inc"
+#include "kernels/attn_bwd.inc"
 
-const gqa_kernel_set gqa_kernels_scalar = {"scalar", attn_tile_scalar, fma_probe_scalar, read_probe_scalar};
+const gqa_kernel_set gqa_kernels_scalar = {"scalar", attn_tile_scalar, attn_bwd_kv_scalar, attn_bwd_q_scalar,
+                                           fma_probe_scalar, read_probe_scalar};

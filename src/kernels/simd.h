@@ -82,14 +82,14 @@ GQA_INLINE vf v_load_n_bf16(const uint16_t *p, int n)
 {
     return bf16_widen(_mm256_maskz_loadu_epi16(first_n(n), p));
 }
-GQA_INLINE vf v_keep_range(vf s, int32_t j0, int32_t lo, int32_t hi)
+GQA_INLINE vf v_keep_range_or(vf s, int32_t j0, int32_t lo, int32_t hi, float fill)
 {
     const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(j0),
                                          _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
                                                            12, 13, 14, 15));
     __mmask16 k = _mm512_cmp_epi32_mask(idx, _mm512_set1_epi32(lo), _MM_CMPINT_NLT) &
                   _mm512_cmp_epi32_mask(idx, _mm512_set1_epi32(hi), _MM_CMPINT_LE);
-    return _mm512_mask_blend_ps(k, _mm512_set1_ps(-INFINITY), s);
+    return _mm512_mask_blend_ps(k, _mm512_set1_ps(fill), s);
 }
 GQA_INLINE vf v_keep_rows(vf s, int32_t j, const int32_t *lo, const int32_t *hi)
 {
@@ -197,12 +197,12 @@ GQA_INLINE __m128i load_n_u16(const uint16_t *p, int n)
 }
 GQA_INLINE vf v_load_n_f16(const uint16_t *p, int n) { return _mm256_cvtph_ps(load_n_u16(p, n)); }
 GQA_INLINE vf v_load_n_bf16(const uint16_t *p, int n) { return bf16_widen(load_n_u16(p, n)); }
-GQA_INLINE vf v_keep_range(vf s, int32_t j0, int32_t lo, int32_t hi)
+GQA_INLINE vf v_keep_range_or(vf s, int32_t j0, int32_t lo, int32_t hi, float fill)
 {
     const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(j0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     __m256i out = _mm256_or_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(lo), idx),
                                   _mm256_cmpgt_epi32(idx, _mm256_set1_epi32(hi)));
-    return _mm256_blendv_ps(s, _mm256_set1_ps(-INFINITY), _mm256_castsi256_ps(out));
+    return _mm256_blendv_ps(s, _mm256_set1_ps(fill), _mm256_castsi256_ps(out));
 }
 GQA_INLINE vf v_keep_rows(vf s, int32_t j, const int32_t *lo, const int32_t *hi)
 {
@@ -294,12 +294,12 @@ GQA_INLINE vf v_load_n_bf16(const uint16_t *p, int n)
     memcpy(tmp, p, (size_t)n * sizeof *p);
     return v_load_bf16(tmp);
 }
-GQA_INLINE vf v_keep_range(vf s, int32_t j0, int32_t lo, int32_t hi)
+GQA_INLINE vf v_keep_range_or(vf s, int32_t j0, int32_t lo, int32_t hi, float fill)
 {
     static const int32_t iota[4] = {0, 1, 2, 3};
     int32x4_t idx = vaddq_s32(vdupq_n_s32(j0), vld1q_s32(iota));
     uint32x4_t keep = vandq_u32(vcgeq_s32(idx, vdupq_n_s32(lo)), vcleq_s32(idx, vdupq_n_s32(hi)));
-    return vbslq_f32(keep, s, vdupq_n_f32(-INFINITY));
+    return vbslq_f32(keep, s, vdupq_n_f32(fill));
 }
 GQA_INLINE vf v_keep_rows(vf s, int32_t j, const int32_t *lo, const int32_t *hi)
 {
@@ -353,9 +353,9 @@ GQA_INLINE float f16_scalar(uint16_t h) { return gqa_f16_to_f32(h); }
 GQA_INLINE vf v_load_q8(const int8_t *p, float scale) { return (float)*p * scale; }
 GQA_INLINE vf v_load_n_f16(const uint16_t *p, int n) { return n > 0 ? gqa_f16_to_f32(*p) : 0.0f; }
 GQA_INLINE vf v_load_n_bf16(const uint16_t *p, int n) { return n > 0 ? gqa_bf16_to_f32(*p) : 0.0f; }
-GQA_INLINE vf v_keep_range(vf s, int32_t j0, int32_t lo, int32_t hi)
+GQA_INLINE vf v_keep_range_or(vf s, int32_t j0, int32_t lo, int32_t hi, float fill)
 {
-    return j0 >= lo && j0 <= hi ? s : -INFINITY;
+    return j0 >= lo && j0 <= hi ? s : fill;
 }
 GQA_INLINE vf v_keep_rows(vf s, int32_t j, const int32_t *lo, const int32_t *hi)
 {
@@ -367,5 +367,12 @@ GQA_INLINE vf v_reduce_lanes(const vf *a) { return a[0]; }
 #else
 #error "define one of GQA_SIMD_AVX512, GQA_SIMD_AVX2, GQA_SIMD_NEON, GQA_SIMD_SCALAR"
 #endif
+
+/* Lanes of s whose key index j0 + lane lies outside lo..hi become -INFINITY
+ * (a masked score), or `fill` with v_keep_range_or. */
+GQA_INLINE vf v_keep_range(vf s, int32_t j0, int32_t lo, int32_t hi)
+{
+    return v_keep_range_or(s, j0, lo, hi, -INFINITY);
+}
 
 #endif
