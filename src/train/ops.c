@@ -1,0 +1,226 @@
+/* ops.c - forward and backward of embedding, RMSNorm, linear (through
+ * gqa_train_gemm), RoPE, SwiGLU and cross-entropy for training (ops.h).
+ * Loops are split over rows (or, for sums over rows, over columns), so each
+ * output element is computed by one thread in a fixed order: bitwise the same
+ * at any thread count. */
+#include "train/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "train/gemm.h"
+
+/* Threads for a loop of `work` elements: one below ~32k (not worth a fork). */
+static int nthreads(int64_t work)
+{
+    return work < 32768 ? 1 : gqa_threads_resolved();
+}
+
+void gqa_op_embed_fwd(const float *emb, const int32_t *tok, int64_t N, int64_t E, float *x)
+{
+    for (int64_t t = 0; t < N; t++)
+        memcpy(x + t * E, emb + (int64_t)tok[t] * E, (size_t)E * sizeof(float));
+}
+
+void gqa_op_embed_bwd(const float *dx, const int32_t *tok, int64_t N, int64_t E, float *demb)
+{
+    /* serial: two rows may name the same token, and the order of their
+     * additions must not depend on the thread count */
+    for (int64_t t = 0; t < N; t++) {
+        float *d = demb + (int64_t)tok[t] * E;
+        const float *s = dx + t * E;
+        for (int64_t i = 0; i < E; i++)
+            d[i] += s[i];
+    }
+}
+
+void gqa_op_rmsnorm_fwd(const float *x, const float *w, int64_t N, int64_t E, float eps, float *y,
+                        float *rstd)
+{
+    const int nt = nthreads(N * E);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t t = 0; t < N; t++) {
+        const float *xr = x + t * E;
+        float *o = y + t * E;
+        double ss = 0.0;
+        for (int64_t i = 0; i < E; i++)
+            ss += (double)xr[i] * (double)xr[i];
+        const float r = (float)(1.0 / sqrt(ss / (double)E + (double)eps));
+        for (int64_t i = 0; i < E; i++)
+            o[i] = xr[i] * r * w[i];
+        rstd[t] = r;
+    }
+}
+
+void gqa_op_rmsnorm_bwd(const float *x, const float *w, const float *rstd, const float *dy,
+                        int64_t N, int64_t E, float *dx, float *dw)
+{
+    const int nt = nthreads(N * E);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < N; t++) {
+            const float *xr = x + t * E, *g = dy + t * E;
+            float *d = dx + t * E;
+            const float r = rstd[t];
+            double dot = 0.0;
+            for (int64_t i = 0; i < E; i++)
+                dot += (double)g[i] * (double)w[i] * (double)xr[i];
+            const float c = (float)(dot * (double)r * (double)r * (double)r / (double)E);
+            for (int64_t i = 0; i < E; i++)
+                d[i] += r * g[i] * w[i] - xr[i] * c;
+        }
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < E; i++) {
+            double acc = 0.0;
+            for (int64_t t = 0; t < N; t++)
+                acc += (double)dy[t * E + i] * (double)x[t * E + i] * (double)rstd[t];
+            dw[i] += (float)acc;
+        }
+    }
+}
+
+void gqa_op_linear_fwd(const float *x, const float *W, int64_t N, int64_t in, int64_t out,
+                       float *y)
+{
+    gqa_train_gemm(0, 1, N, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
+}
+
+void gqa_op_linear_bwd(const float *x, const float *W, const float *dy, int64_t N, int64_t in,
+                       int64_t out, float beta_dx, float *dx, float *dW)
+{
+    if (dx)
+        gqa_train_gemm(0, 0, N, in, out, 1.0f, dy, out, W, in, beta_dx, dx, in);
+    gqa_train_gemm(1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
+}
+
+void gqa_op_linear_fwd_ref(const float *x, const float *W, int64_t N, int64_t in, int64_t out,
+                           float *y)
+{
+    for (int64_t t = 0; t < N; t++)
+        for (int64_t o = 0; o < out; o++) {
+            double acc = 0.0;
+            for (int64_t i = 0; i < in; i++)
+                acc += (double)x[t * in + i] * (double)W[o * in + i];
+            y[t * out + o] = (float)acc;
+        }
+}
+
+void gqa_op_linear_bwd_ref(const float *x, const float *W, const float *dy, int64_t N, int64_t in,
+                           int64_t out, float beta_dx, float *dx, float *dW)
+{
+    for (int64_t t = 0; dx && t < N; t++)
+        for (int64_t i = 0; i < in; i++) {
+            double acc = beta_dx != 0.0f ? (double)beta_dx * (double)dx[t * in + i] : 0.0;
+            for (int64_t o = 0; o < out; o++)
+                acc += (double)dy[t * out + o] * (double)W[o * in + i];
+            dx[t * in + i] = (float)acc;
+        }
+    for (int64_t o = 0; o < out; o++)
+        for (int64_t i = 0; i < in; i++) {
+            double acc = dW[o * in + i];
+            for (int64_t t = 0; t < N; t++)
+                acc += (double)dy[t * out + o] * (double)x[t * in + i];
+            dW[o * in + i] = (float)acc;
+        }
+}
+
+void gqa_op_rope_table(int64_t T, int32_t d, float base, float *cs)
+{
+    const int32_t half = d / 2;
+    for (int64_t p = 0; p < T; p++)
+        for (int32_t i = 0; i < half; i++) {
+            /* the runtime's inverse frequency is rounded to float first */
+            const float inv = (float)pow((double)base, -2.0 * i / (double)d);
+            const double th = (double)p * (double)inv;
+            cs[p * d + 2 * i] = (float)cos(th);
+            cs[p * d + 2 * i + 1] = (float)sin(th);
+        }
+}
+
+/* Rotate every pair by +theta (sign 1) or -theta (sign -1). */
+static void rope_rotate(float *x, int64_t N, int64_t T, int32_t n_heads, int32_t d,
+                        const float *cs, float sign)
+{
+    const int nt = nthreads(N * n_heads * d);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t r = 0; r < N; r++) {
+        const float *c = cs + (r % T) * d;
+        for (int32_t h = 0; h < n_heads; h++) {
+            float *v = x + (r * n_heads + h) * d;
+            for (int32_t i = 0; i < d / 2; i++) {
+                const float x0 = v[2 * i], x1 = v[2 * i + 1];
+                const float co = c[2 * i], si = sign * c[2 * i + 1];
+                v[2 * i] = x0 * co - x1 * si;
+                v[2 * i + 1] = x0 * si + x1 * co;
+            }
+        }
+    }
+}
+
+void gqa_op_rope_fwd(float *x, int64_t N, int64_t T, int32_t n_heads, int32_t d, const float *cs)
+{
+    rope_rotate(x, N, T, n_heads, d, cs, 1.0f);
+}
+
+void gqa_op_rope_bwd(float *dx, int64_t N, int64_t T, int32_t n_heads, int32_t d,
+                     const float *cs)
+{
+    rope_rotate(dx, N, T, n_heads, d, cs, -1.0f);
+}
+
+void gqa_op_swiglu_fwd(const float *g, const float *u, int64_t n, float *h)
+{
+    const int nt = nthreads(n);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t i = 0; i < n; i++)
+        h[i] = g[i] / (1.0f + expf(-g[i])) * u[i]; /* as the runtime writes it */
+}
+
+void gqa_op_swiglu_bwd(const float *g, const float *u, const float *dh, int64_t n, float *dg,
+                       float *du)
+{
+    const int nt = nthreads(n);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t i = 0; i < n; i++) {
+        const float s = 1.0f / (1.0f + expf(-g[i]));
+        const float silu = g[i] * s;
+        const float d = dh[i];
+        dg[i] = d * u[i] * s * (1.0f + g[i] * (1.0f - s));
+        du[i] = d * silu;
+    }
+}
+
+void gqa_op_ce_fwd(const float *logits, const int32_t *targets, int64_t N, int64_t V, float *lse,
+                   float *loss)
+{
+    const int nt = nthreads(N * V);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t t = 0; t < N; t++) {
+        const float *l = logits + t * V;
+        float mx = l[0];
+        for (int64_t j = 1; j < V; j++)
+            mx = l[j] > mx ? l[j] : mx;
+        double s = 0.0;
+        for (int64_t j = 0; j < V; j++)
+            s += (double)expf(l[j] - mx);
+        const double ls = (double)mx + log(s);
+        lse[t] = (float)ls;
+        loss[t] = (float)(ls - (double)l[targets[t]]);
+    }
+}
+
+void gqa_op_ce_bwd(const float *logits, const float *lse, const int32_t *targets, int64_t N,
+                   int64_t V, float scale, float *dlogits)
+{
+    const int nt = nthreads(N * V);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t t = 0; t < N; t++) {
+        const float *l = logits + t * V;
+        float *d = dlogits + t * V;
+        for (int64_t j = 0; j < V; j++)
+            d[j] = scale * expf(l[j] - lse[t]);
+        d[targets[t]] -= scale;
+    }
+}
