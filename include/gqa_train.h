@@ -76,7 +76,8 @@ int32_t gqa_train_model_n_tensors(const gqa_train_model *m);
 /* Tensor i (0..n_tensors-1) into *t. GQA_ERR_INVALID_ARG for i out of range. */
 gqa_status gqa_train_model_tensor(const gqa_train_model *m, int32_t i, gqa_train_tensor *t);
 /* All parameters / gradients as one flat array of n_params floats (the
- * tensors back to back in tensor order). Borrowed. */
+ * tensors in tensor order, each starting at a multiple of 16 floats; the
+ * padding between them is always zero). Borrowed. */
 int64_t gqa_train_model_n_params(const gqa_train_model *m);
 float *gqa_train_model_params(gqa_train_model *m);
 float *gqa_train_model_grads(gqa_train_model *m);
@@ -171,6 +172,15 @@ int64_t gqa_train_data_val_windows(const gqa_train_data *d, int32_t T, int64_t m
 /* The mean loss of m over those windows, B at a time. */
 gqa_status gqa_train_eval(gqa_train_model *m, const gqa_train_data *d, int32_t B, int32_t T,
                           int64_t max_windows, float *loss);
+
+/* One optimiser step: zero the gradients, run `accum` micro-batches of B x T
+ * (gqa_train_data_batch for step gqa_train_optim_steps(o) under `seed`)
+ * forward and backward with scale 1/accum, then gqa_train_optim_step.
+ * loss (may be NULL): the mean training loss of the micro-batches;
+ * grad_norm, lr as gqa_train_optim_step. */
+gqa_status gqa_train_step(gqa_train_model *m, gqa_train_optim *o, const gqa_train_data *d,
+                          uint64_t seed, int32_t B, int32_t T, int32_t accum, float *loss,
+                          float *grad_norm, float *lr);
 
 /* ----------------------------------------------------------- checkpoints -- */
 /* A checkpoint is a GGUF file the runtime loads (general.architecture
