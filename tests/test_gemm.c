@@ -14,7 +14,8 @@
  *    product runs threaded);
  *  - gqa_train_gemm follows the kernel set: GQA ref -> gqa_train_gemm_ref,
  *    otherwise the set's micro-kernel, bitwise.
- * k = 0 gives C = beta C.
+ * k = 0 gives C = beta C. The public gqa_gemm_f32 rejects bad arguments and
+ * otherwise equals gqa_train_gemm; gqa_gemm_kernel_info names the kernel.
  */
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 
 #include "gqa.h"
+#include "gqa_gemm.h"
 #include "test_util.h"
 #include "train/gemm.h"
 
@@ -252,6 +254,38 @@ static void degenerate(void)
     }
 }
 
+/* gqa_gemm_f32: the checks in front of gqa_train_gemm, then the same bits. */
+static void public_api(tu_rng *r)
+{
+    float a[12], b[12], c[9];
+    tu_fill_uniform(r, a, 12, -1.0f, 1.0f);
+    tu_fill_uniform(r, b, 12, -1.0f, 1.0f);
+    CHECK(gqa_gemm_f32(0, 0, -1, 3, 4, 1.0f, a, 4, b, 3, 0.0f, c, 3) == GQA_ERR_INVALID_ARG,
+          "negative m");
+    CHECK(gqa_gemm_f32(0, 0, 3, 3, 4, 1.0f, NULL, 4, b, 3, 0.0f, c, 3) == GQA_ERR_INVALID_ARG,
+          "NULL a");
+    CHECK(gqa_gemm_f32(0, 0, 3, 3, 4, 1.0f, a, 3, b, 3, 0.0f, c, 3) == GQA_ERR_INVALID_ARG,
+          "lda < k");
+    CHECK(gqa_gemm_f32(1, 0, 3, 3, 4, 1.0f, a, 2, b, 3, 0.0f, c, 3) == GQA_ERR_INVALID_ARG,
+          "lda < m, transposed");
+    CHECK(gqa_gemm_f32(0, 1, 3, 3, 4, 1.0f, a, 4, b, 3, 0.0f, c, 3) == GQA_ERR_INVALID_ARG,
+          "ldb < k, transposed");
+    CHECK(gqa_gemm_f32(0, 0, 3, 3, 4, 1.0f, a, 4, b, 3, 0.0f, c, 2) == GQA_ERR_INVALID_ARG,
+          "ldc < n");
+    CHECK(strstr(gqa_last_error(), "ldc") != NULL, "message names ldc: %s", gqa_last_error());
+    CHECK(gqa_gemm_f32(0, 0, 0, 3, 4, 1.0f, NULL, 4, NULL, 3, 0.0f, NULL, 3) == GQA_OK, "m = 0");
+    float want[9];
+    gqa_train_gemm(0, 1, 3, 3, 4, 0.5f, a, 4, b, 4, 0.0f, want, 3);
+    CHECK(gqa_gemm_f32(0, 1, 3, 3, 4, 0.5f, a, 4, b, 4, 0.0f, c, 3) == GQA_OK, "valid call");
+    CHECK(same_bits(c, want, 9), "gqa_gemm_f32 differs from gqa_train_gemm");
+    const gqa_gemm_kernel *kn = gqa_gemm_kernel_for(gqa_kernel_name());
+    char info[64] = "ref";
+    if (kn)
+        snprintf(info, sizeof info, "%s %dx%d", kn->name, kn->mr, kn->nr);
+    CHECK(strcmp(gqa_gemm_kernel_info(), info) == 0, "kernel info '%s', kernel %s",
+          gqa_gemm_kernel_info(), info);
+}
+
 int main(void)
 {
     tu_rng r;
@@ -270,6 +304,11 @@ int main(void)
     sweep(&r);
     big_shapes(&r);
     dispatch(&r);
+    for (int i = 0; i < 4; i++) {
+        const char *sets[] = {"ref", "scalar", "avx2", "avx512"};
+        if (tu_select_kernel(sets[i]) == 1)
+            public_api(&r);
+    }
     printf("gemm: %d kernels, %.1f s\n", n_kernels, tu_seconds() - t0);
     return tu_summary();
 }

@@ -23,6 +23,7 @@ enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 int cmd_bench(int argc, char **argv);
 int cmd_bench_kv(int argc, char **argv); /* `gqa bench kv`, reached through cmd_bench */
 int cmd_bench_model(int argc, char **argv); /* `gqa bench model` */
+int cmd_bench_gemm(int argc, char **argv);  /* `gqa bench gemm` */
 int cmd_plan(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);

@@ -30,6 +30,8 @@ static const command commands[] = {
     {"chat", cmd_chat, "interactive multi-turn chat (ChatML), KV cache kept across turns"},
     {"perplexity", cmd_perplexity, "perplexity of a text file (sliding windows)"},
     {"convert", cmd_convert, "change the number of KV heads of a model (MHA <-> GQA <-> MQA)"},
+    {"train", cmd_train, "pre-train a small Llama-style model on a text file (byte-level)"},
+    {"uptrain", cmd_uptrain, "convert a model to fewer KV heads and continue training it"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -7,9 +7,10 @@
  *       pack op(B)[pc, jc] into NR-wide panels, shared      (all threads)
  *       for each MR-row panel of C (and, when m is short, a group of the
  *       NR-wide column panels), in parallel                 (ir [x jr group])
- *         pack op(A)[ir, pc] into an MR-tall panel         (this thread)
+ *         pack op(A)[ir, pc] into an MR-tall panel, or read the MR rows
+ *         of a row-major A in place                          (this thread)
  *         for each NR-wide column panel: one micro-kernel tile
- * The A micro-panel (MR x KC, <= 28 KB) stays in L1 while the packed B block
+ * The A micro-panel (MR x KC, <= 24 KB) stays in L1 while the packed B block
  * (KC x NC, <= 1 MB) streams from L2. The block sizes depend only on the
  * shape, and each tile's k sum runs whole in one micro-kernel call per k
  * block, so no thread count changes any result bit.
@@ -46,9 +47,8 @@ static void pack_b(int trans_b, const float *b, int64_t ldb, int64_t p0, int64_t
         for (int64_t p = 0; p < kc; p++) {
             const float *src = b + (p0 + p) * ldb + j0;
             float *dst = bp + p * nr;
-            memcpy(dst, src, (size_t)nv * sizeof(float));
-            for (int j = nv; j < nr; j++)
-                dst[j] = 0.0f;
+            for (int j = 0; j < nr; j++)
+                dst[j] = j < nv ? src[j] : 0.0f;
         }
         return;
     }
@@ -74,9 +74,8 @@ static void pack_a(int trans_a, const float *a, int64_t lda, int64_t i0, int nv,
         for (int64_t p = 0; p < kc; p++) {
             const float *src = a + (p0 + p) * lda + i0;
             float *dst = ap + p * mr;
-            memcpy(dst, src, (size_t)nv * sizeof(float));
-            for (int i = nv; i < mr; i++)
-                dst[i] = 0.0f;
+            for (int i = 0; i < mr; i++)
+                dst[i] = i < nv ? src[i] : 0.0f;
         }
         return;
     }
@@ -92,17 +91,25 @@ static void pack_a(int trans_a, const float *a, int64_t lda, int64_t i0, int nv,
     }
 }
 
-/* One tile; a partial one (rows < mr or cols < nr) goes through a full-size
- * buffer so the micro-kernel never touches C outside the matrix. */
-static void run_tile(const gqa_gemm_kernel *kn, int64_t kc, const float *ap, const float *bp,
-                     float *c, int64_t ldc, int rows, int cols, float alpha, float beta)
+/* One tile. A is a packed panel (lda 0) or, with lda > 0, MR rows of a
+ * row-major A read in place. A partial tile (rows < mr or cols < nr) goes
+ * through a full-size buffer so the micro-kernel never touches C outside the
+ * matrix. */
+static void run_tile(const gqa_gemm_kernel *kn, int64_t kc, const float *a, int64_t lda,
+                     const float *bp, float *c, int64_t ldc, int rows, int cols, float alpha,
+                     float beta)
 {
-    if (rows == kn->mr && cols == kn->nr) {
-        kn->tile(kc, ap, bp, c, ldc, alpha, beta);
-        return;
-    }
+    const int full = rows == kn->mr && cols == kn->nr;
+    float *dst = c;
     _Alignas(64) float t[32 * 64];
-    kn->tile(kc, ap, bp, t, kn->nr, alpha, 0.0f);
+    if (!full)
+        dst = t;
+    if (lda > 0)
+        kn->tile_rows(kc, a, lda, bp, dst, full ? ldc : kn->nr, alpha, full ? beta : 0.0f);
+    else
+        kn->tile(kc, a, bp, dst, full ? ldc : kn->nr, alpha, full ? beta : 0.0f);
+    if (full)
+        return;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < cols; j++) {
             float *cij = c + i * ldc + j;
@@ -137,12 +144,21 @@ static void run_item(const gemm_job *jb, float *ap, int64_t ir, int64_t g, int64
     const int64_t jp0 = np * g / jb->groups, jp1 = np * (g + 1) / jb->groups;
     if (jp0 == jp1)
         return;
-    pack_a(jb->trans_a, jb->a, jb->lda, i0, rows, kn->mr, p0, kc, ap);
+    /* A row-major A with all MR rows present is read in place; a transposed
+     * one, or the last partial row panel, is packed. */
+    const float *a = ap;
+    int64_t lda = 0;
+    if (!jb->trans_a && rows == kn->mr) {
+        a = jb->a + i0 * jb->lda + p0;
+        lda = jb->lda;
+    } else {
+        pack_a(jb->trans_a, jb->a, jb->lda, i0, rows, kn->mr, p0, kc, ap);
+    }
     for (int64_t jp = jp0; jp < jp1; jp++) {
         const int64_t j = jp * kn->nr;
         const int cols = (int)(nc - j < kn->nr ? nc - j : kn->nr);
-        run_tile(kn, kc, ap, jb->bpack + jp * kn->nr * kc, jb->c + i0 * jb->ldc + j0 + j, jb->ldc,
-                 rows, cols, jb->alpha, beta);
+        run_tile(kn, kc, a, lda, jb->bpack + jp * kn->nr * kc, jb->c + i0 * jb->ldc + j0 + j,
+                 jb->ldc, rows, cols, jb->alpha, beta);
     }
 }
 

@@ -50,11 +50,17 @@ void gqa_train_gemm_ref(int trans_a, int trans_b, int64_t m, int64_t n, int64_t 
  * C = beta * C + t (fused in the SIMD kernels). */
 typedef void (*gqa_gemm_ukernel_fn)(int64_t kc, const float *ap, const float *bp, float *c,
                                     int64_t ldc, float alpha, float beta);
+/* The same tile with A unpacked: element (i, p) at a[i * lda + p], the MR rows
+ * of a row-major A read in place (each must be readable for kc floats). Saves
+ * the transposing copy that packing a row-major A would be. */
+typedef void (*gqa_gemm_ukernel_rows_fn)(int64_t kc, const float *a, int64_t lda, const float *bp,
+                                         float *c, int64_t ldc, float alpha, float beta);
 
 typedef struct gqa_gemm_kernel {
     const char *name; /* the kernel set it belongs to: "scalar", "avx2", "avx512" */
     int mr, nr;       /* tile rows and columns */
     gqa_gemm_ukernel_fn tile;
+    gqa_gemm_ukernel_rows_fn tile_rows;
 } gqa_gemm_kernel;
 
 extern const gqa_gemm_kernel gqa_gemm_kernel_scalar;

@@ -25,15 +25,18 @@ void gqa_train_gemm_ref(int trans_a, int trans_b, int64_t m, int64_t n, int64_t 
 #define SCALAR_MR 4
 #define SCALAR_NR 16
 
-static void tile_scalar(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc,
-                        float alpha, float beta)
+/* A's element (i, p) at a[i * rs + p * cs] (see gemm_tile.inc). */
+static inline void tile_body(int64_t kc, const float *a, int64_t rs, int64_t cs, const float *bp,
+                             float *c, int64_t ldc, float alpha, float beta)
 {
     float acc[SCALAR_MR][SCALAR_NR] = {{0}};
     for (int64_t p = 0; p < kc; p++) {
-        const float *ar = ap + p * SCALAR_MR, *br = bp + p * SCALAR_NR;
-        for (int i = 0; i < SCALAR_MR; i++)
+        const float *br = bp + p * SCALAR_NR;
+        for (int i = 0; i < SCALAR_MR; i++) {
+            const float x = a[i * rs + p * cs];
             for (int j = 0; j < SCALAR_NR; j++)
-                acc[i][j] += ar[i] * br[j];
+                acc[i][j] += x * br[j];
+        }
     }
     for (int i = 0; i < SCALAR_MR; i++) {
         float *cr = c + i * ldc;
@@ -44,4 +47,17 @@ static void tile_scalar(int64_t kc, const float *ap, const float *bp, float *c, 
     }
 }
 
-const gqa_gemm_kernel gqa_gemm_kernel_scalar = {"scalar", SCALAR_MR, SCALAR_NR, tile_scalar};
+static void tile_packed(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc,
+                        float alpha, float beta)
+{
+    tile_body(kc, ap, 1, SCALAR_MR, bp, c, ldc, alpha, beta);
+}
+
+static void tile_rows(int64_t kc, const float *a, int64_t lda, const float *bp, float *c,
+                      int64_t ldc, float alpha, float beta)
+{
+    tile_body(kc, a, lda, 1, bp, c, ldc, alpha, beta);
+}
+
+const gqa_gemm_kernel gqa_gemm_kernel_scalar = {"scalar", SCALAR_MR, SCALAR_NR, tile_packed,
+                                                tile_rows};
