@@ -29,6 +29,9 @@ int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_uptrain(int argc, char **argv);
+int cmd_bench_train(int argc, char **argv); /* `gqa bench train` */
 
 /* -------------------------------------------------------------- helpers -- */
 

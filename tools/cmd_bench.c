@@ -611,6 +611,7 @@ static const benchmark benchmarks[] = {
     {"attn", bench_attn, "gqa_attention on decode and prefill shapes (GB/s, GFLOP/s, roofline)"},
     {"kv", cmd_bench_kv, "batched paged decode (tokens/s, GB/s) and sequences per memory budget"},
     {"model", cmd_bench_model, "whole-model prompt and generation tokens/s (SmolLM2 by default)"},
+    {"train", cmd_bench_train, "training tokens/s (forward, backward, AdamW) of a model config"},
     {"gemm", cmd_bench_gemm, "the trainer's f32 matrix multiply on one training step's shapes"},
 };
 #define N_BENCHMARKS (sizeof(benchmarks) / sizeof(benchmarks[0]))
