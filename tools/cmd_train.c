@@ -48,9 +48,11 @@ static void fmt_eta(double s, char *buf, size_t cap)
 
 /* What the loop writes into the checkpoint besides the weights. */
 typedef struct lineage {
-    int64_t steps0, tokens0; /* steps / tokens already in the weights when the loop starts,
-                              * not counted by the optimizer (uptraining: the source's) */
-    int64_t source_steps;
+    int64_t steps0;       /* steps in the weights not counted by this optimizer (uptraining:
+                           * the source's) */
+    int64_t tokens0;      /* tokens in the weights when the loop starts */
+    int64_t start;        /* the optimizer's step count when the loop starts */
+    int64_t source_steps; /* gqa.train.source_steps to write */
 } lineage;
 
 static void fill_meta(const run_args *a, const lineage *ln, int64_t opt_steps, float val,
@@ -58,7 +60,7 @@ static void fill_meta(const run_args *a, const lineage *ln, int64_t opt_steps, f
 {
     const int64_t per_step = a->o.batch * a->o.seq_len * a->o.accum;
     meta->steps = ln->steps0 + opt_steps;
-    meta->tokens = ln->tokens0 + opt_steps * per_step;
+    meta->tokens = ln->tokens0 + (opt_steps - ln->start) * per_step;
     meta->seed = (uint64_t)a->o.seed;
     meta->batch = (int32_t)a->o.batch;
     meta->seq_len = (int32_t)a->o.seq_len;
@@ -178,7 +180,7 @@ static int train_loop(const run_args *a, const lineage *ln, gqa_train_model *m,
         val = NAN;
         if ((o->eval_every > 0 && done % o->eval_every == 0) || done == total)
             rc = validate(a, m, d, &val);
-        log_row(log, done, ln->tokens0 + done * per_step, lr, loss, val, tps);
+        log_row(log, done, ln->tokens0 + (done - start) * per_step, lr, loss, val, tps);
         if (!a->quiet)
             progress(a, tty, done, total, loss, val, tps, eta);
         if (rc == CLI_EXIT_OK && o->save_every > 0 && done % o->save_every == 0 && done < total)
@@ -456,7 +458,10 @@ int cmd_train(int argc, char **argv)
     gqa_train_data *d = NULL;
     int rc = s != GQA_OK ? cli_fail(s, "train: optimizer") : open_data(&a, &d);
     if (rc == CLI_EXIT_OK) {
-        const lineage ln = {0, 0, meta.source_steps};
+        /* resumed: the checkpoint's totals go on from where they were */
+        const int64_t at = gqa_train_optim_steps(opt);
+        const lineage ln = {a.resume ? meta.steps - at : 0, a.resume ? meta.tokens : 0, at,
+                            meta.source_steps};
         summary(&a, m, gqa_train_optim_steps(opt));
         rc = train_loop(&a, &ln, m, opt, d);
     }
@@ -529,7 +534,7 @@ int cmd_uptrain(int argc, char **argv)
     if (rc == CLI_EXIT_OK)
         rc = open_data(&a, &d);
     if (rc == CLI_EXIT_OK) {
-        const lineage ln = {source_steps, src.tokens, source_steps};
+        const lineage ln = {source_steps, src.tokens, 0, source_steps};
         if (!a.quiet)
             fprintf(stderr, "uptrain: %s -> %ld KV heads (%s), %ld steps = %g x %lld\n", a.from,
                     a.kv_heads, gqa_convert_method_name(a.method), a.o.steps, a.fraction,

@@ -11,6 +11,9 @@
 #include "core/internal.h"
 #include "train/gemm.h"
 
+/* Columns of the RMSNorm weight gradient per work item. */
+#define DW_BLOCK 32
+
 /* Threads for a loop of `work` elements: one below ~32k (not worth a fork). */
 static int nthreads(int64_t work)
 {
@@ -71,12 +74,20 @@ void gqa_op_rmsnorm_bwd(const float *x, const float *w, const float *rstd, const
             for (int64_t i = 0; i < E; i++)
                 d[i] += r * g[i] * w[i] - xr[i] * c;
         }
+        /* dw: blocks of columns, each summed over the rows in order by one
+         * thread, reading the rows' segments contiguously */
 #pragma omp for schedule(static)
-        for (int64_t i = 0; i < E; i++) {
-            double acc = 0.0;
-            for (int64_t t = 0; t < N; t++)
-                acc += (double)dy[t * E + i] * (double)x[t * E + i] * (double)rstd[t];
-            dw[i] += (float)acc;
+        for (int64_t i0 = 0; i0 < E; i0 += DW_BLOCK) {
+            const int64_t n = E - i0 < DW_BLOCK ? E - i0 : DW_BLOCK;
+            double acc[DW_BLOCK] = {0};
+            for (int64_t t = 0; t < N; t++) {
+                const float *g = dy + t * E + i0, *xr = x + t * E + i0;
+                const double r = (double)rstd[t];
+                for (int64_t i = 0; i < n; i++)
+                    acc[i] += (double)g[i] * (double)xr[i] * r;
+            }
+            for (int64_t i = 0; i < n; i++)
+                dw[i0 + i] += (float)acc[i];
         }
     }
 }
