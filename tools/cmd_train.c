@@ -12,6 +12,7 @@
 
 #include "cmd.h"
 #include "gqa_convert.h"
+#include "gqa_model.h"
 #include "gqa_train.h"
 #include "train_config.h"
 
@@ -368,6 +369,11 @@ static int resolve(run_args *a, const gqa_train_config *mc, const gqa_train_meta
         o->eval_every = o->steps >= 10 ? o->steps / 10 : 1;
     o->opt.warmup_steps = o->warmup;
     o->opt.total_steps = o->schedule_steps > 0 ? o->schedule_steps : o->steps;
+    if (mc->n_vocab < 256) {
+        cli_error("%s: the vocabulary has %d tokens; byte-level data needs at least 256", a->cmd,
+                  (int)mc->n_vocab);
+        return -1;
+    }
     if (o->batch < 1 || o->seq_len < 1) {
         cli_error("%s: batch %ld and sequence length %ld must be >= 1", a->cmd, o->batch,
                   o->seq_len);
@@ -471,6 +477,28 @@ int cmd_train(int argc, char **argv)
     return rc;
 }
 
+/* The trainer's data are bytes: a source must be a byte-level model (a
+ * gpt2-style tokenizer without merges, as gqa train writes), or its ids would
+ * mean something else. */
+static int check_byte_level(const char *path)
+{
+    gqa_gguf *g;
+    gqa_status s = gqa_gguf_open(path, &g);
+    if (s != GQA_OK)
+        return cli_fail(s, "uptrain: --from");
+    uint64_t merges = 1;
+    if (gqa_gguf_find_key(g, "tokenizer.ggml.merges") >= 0)
+        gqa_gguf_get_arr(g, "tokenizer.ggml.merges", NULL, &merges);
+    gqa_gguf_close(g);
+    if (merges != 0) {
+        cli_error("uptrain: %s is not a byte-level model (its tokenizer has merges); uptrain "
+                  "continues training on bytes, so it takes models made by gqa train",
+                  path);
+        return CLI_EXIT_FAIL;
+    }
+    return CLI_EXIT_OK;
+}
+
 /* Convert a->from to a->kv_heads KV heads into a temporary file next to
  * a->out and load it for training (with the source's metadata in *src). */
 static int convert_source(const run_args *a, gqa_train_model **m, gqa_train_meta *src)
@@ -483,6 +511,9 @@ static int convert_source(const run_args *a, gqa_train_model **m, gqa_train_meta
     co.method = a->method;
     co.seed = (uint64_t)(a->o.seed >= 0 ? a->o.seed : 1);
     co.out_type = GQA_CONVERT_F32;
+    const int rc = check_byte_level(a->from);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     gqa_status s = gqa_convert_gguf(a->from, tmp, &co);
     if (s != GQA_OK)
         return cli_fail(s, "uptrain: converting --from");

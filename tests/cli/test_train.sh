@@ -95,6 +95,14 @@ bad uptrain --from "$work/a.gguf" --kv-heads 3 --data "$text" --out "$work/x.ggu
 check "uptrain to 3 of 4 heads: exit 1, one line" '[ "$rc" = 1 ] && one_error && [ ! -e "$work/x.gguf" ]'
 bad uptrain --from "$work/a.gguf" --kv-heads 2 --method median --data "$text" --out "$work/x.gguf"
 check "unknown --method: one line" '[ "$rc" = 2 ] && one_error'
+printf '{"base": "tiny", "n_vocab": 100}' >"$work/v100.json"
+bad train --config "$work/v100.json" --data "$text" --steps 2 --out "$work/x.gguf"
+check "a vocabulary below 256: one line" '[ "$rc" = 2 ] && one_error && grep -q "256" "$work/err"'
+if [ -f "${GQA_SOURCE_DIR:-.}/models/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
+    bad uptrain --from "${GQA_SOURCE_DIR:-.}/models/SmolLM2-135M-Instruct.Q4_1.gguf" --kv-heads 1 \
+        --steps 1 --data "$text" --out "$work/x.gguf"
+    check "uptrain from a BPE model: one line" '[ "$rc" = 1 ] && one_error && grep -q "byte-level" "$work/err"'
+fi
 bad train --resume "$work/a.gguf" --data "$text" --steps 8 --out "$work/x.gguf"
 check "resume with nothing left to do: one line" '[ "$rc" = 2 ] && one_error'
 
