@@ -166,6 +166,8 @@ static void test_determinism_resume(const gqa_train_data *d, const char *dir)
                                              gqa_train_model_params(mb), bytes),
           "two runs at 2 threads differ");
     gqa_train_model_free(mb);
+    /* Not promised in general (gqa_attention may split long key ranges by thread
+     * count), but at these short sequences nothing splits: 1 and 2 threads agree. */
     mb = run(d, 1, 8, c);
     CHECK(!memcmp(a, c, sizeof a), "1 and 2 threads give different losses");
     printf("  8 steps: loss %.4f -> %.4f\n", (double)a[0], (double)a[7]);
