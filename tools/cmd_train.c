@@ -311,6 +311,12 @@ static int parse(int argc, char **argv, run_args *a, int up)
         cli_error("uptrain: --config does not apply (the model comes from --from)");
         return -1;
     }
+    for (int i = 1; !up && a->config && i < argc; i++)
+        if (!strcmp(argv[i], "--resume") || !strncmp(argv[i], "--resume=", 9)) {
+            cli_error("train: --config does not apply with --resume (the model and its run "
+                      "options come from the checkpoint)");
+            return -1;
+        }
     if (train_opts_load(a->config ? a->config : (up ? "exp" : "tiny"), &a->o) < 0)
         return -1;
     if (up || a->config == NULL) {

@@ -103,6 +103,8 @@ if [ -f "${GQA_SOURCE_DIR:-.}/models/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
         --steps 1 --data "$text" --out "$work/x.gguf"
     check "uptrain from a BPE model: one line" '[ "$rc" = 1 ] && one_error && grep -q "byte-level" "$work/err"'
 fi
+bad train --resume "$work/a.gguf" --config tiny --data "$text" --steps 9 --out "$work/x.gguf"
+check "--config with --resume: one line" '[ "$rc" = 2 ] && one_error'
 bad train --resume "$work/a.gguf" --data "$text" --steps 8 --out "$work/x.gguf"
 check "resume with nothing left to do: one line" '[ "$rc" = 2 ] && one_error'
 
