@@ -110,12 +110,12 @@ void gqa_train_model_zero_grad(gqa_train_model *m);
  * lr / warmup to lr over the first `warmup_steps` steps, then cosine decay to
  * min_lr at total_steps (min_lr after). */
 typedef struct gqa_train_optim_config {
-    float lr, min_lr;      /* peak and final learning rate */
+    float lr, min_lr; /* peak and final learning rate */
     float beta1, beta2, eps;
     float weight_decay;
-    float clip;            /* max global gradient norm; 0: no clipping */
-    int64_t warmup_steps;  /* >= 0 */
-    int64_t total_steps;   /* >= 1: the length of the schedule */
+    float clip;           /* max global gradient norm; 0: no clipping */
+    int64_t warmup_steps; /* >= 0 */
+    int64_t total_steps;  /* >= 1: the length of the schedule */
 } gqa_train_optim_config;
 
 /* lr 3e-4, min_lr 3e-5, betas 0.9 / 0.95, eps 1e-8, weight decay 0.1,
@@ -162,9 +162,8 @@ int64_t gqa_train_data_val_tokens(const gqa_train_data *d);
  * resumed run reads the same windows. tokens, targets: B x T (targets are
  * tokens shifted by one). GQA_ERR_INVALID_ARG when T + 1 exceeds the
  * training bytes. */
-gqa_status gqa_train_data_batch(const gqa_train_data *d, uint64_t seed, int64_t step,
-                                int32_t micro, int32_t B, int32_t T, int32_t *tokens,
-                                int32_t *targets);
+gqa_status gqa_train_data_batch(const gqa_train_data *d, uint64_t seed, int64_t step, int32_t micro,
+                                int32_t B, int32_t T, int32_t *tokens, int32_t *targets);
 /* Validation windows of length T: consecutive, non-overlapping windows of
  * T + 1 bytes from the start of the validation bytes (at most max_windows;
  * max_windows 0: all). Returns how many (0 when T + 1 exceeds them). */

@@ -18,16 +18,23 @@
 #include "gqa_train.h"
 #include "test_util.h"
 
-static const gqa_train_config tiny = {.n_vocab = 257, .n_layers = 2, .n_embd = 32,
-                                      .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
-                                      .n_ff = 48, .n_ctx = 32, .rope_base = 10000.0f,
-                                      .rms_eps = 1e-5f, .tied_output = 0};
+static const gqa_train_config tiny = {.n_vocab = 257,
+                                      .n_layers = 2,
+                                      .n_embd = 32,
+                                      .n_heads = 4,
+                                      .n_kv_heads = 2,
+                                      .head_dim = 8,
+                                      .n_ff = 48,
+                                      .n_ctx = 32,
+                                      .rope_base = 10000.0f,
+                                      .rms_eps = 1e-5f,
+                                      .tied_output = 0};
 
 /* A few KB of text with structure. */
 static char *make_text(size_t *n)
 {
-    static const char *const w[] = {"the ", "cat ", "sat ", "on ", "a ", "mat. ", "and ",
-                                    "dog ", "ran ", "far!\n"};
+    static const char *const w[] = {"the ",  "cat ", "sat ", "on ",  "a ",
+                                    "mat. ", "and ", "dog ", "ran ", "far!\n"};
     size_t cap = 6000, len = 0;
     char *t = tu_xmalloc(cap + 16);
     tu_rng r;
@@ -162,8 +169,8 @@ static void test_determinism_resume(const gqa_train_data *d, const char *dir)
     gqa_train_model *ma = run(d, 2, 8, a);
     gqa_train_model *mb = run(d, 2, 8, b);
     const size_t bytes = (size_t)gqa_train_model_n_params(ma) * sizeof(float);
-    CHECK(!memcmp(a, b, sizeof a) && !memcmp(gqa_train_model_params(ma),
-                                             gqa_train_model_params(mb), bytes),
+    CHECK(!memcmp(a, b, sizeof a) &&
+              !memcmp(gqa_train_model_params(ma), gqa_train_model_params(mb), bytes),
           "two runs at 2 threads differ");
     gqa_train_model_free(mb);
     /* Not promised in general (gqa_attention may split long key ranges by thread
@@ -187,8 +194,13 @@ static void test_determinism_resume(const gqa_train_data *d, const char *dir)
     float r[8];
     for (int s = 0; s < 4; s++)
         gqa_train_step(m, o, d, 77, 3, 24, 2, &r[s], NULL, NULL);
-    const gqa_train_meta meta = {.steps = 4, .tokens = 4 * 3 * 24 * 2, .seed = 77, .batch = 3,
-                                 .seq_len = 24, .accum = 2, .val_loss = NAN};
+    const gqa_train_meta meta = {.steps = 4,
+                                 .tokens = 4 * 3 * 24 * 2,
+                                 .seed = 77,
+                                 .batch = 3,
+                                 .seq_len = 24,
+                                 .accum = 2,
+                                 .val_loss = NAN};
     gqa_status st = gqa_train_save(m, o, &meta, "resume-test", path);
     CHECK(st == GQA_OK, "save: %s", gqa_last_error());
     gqa_train_optim_free(o);

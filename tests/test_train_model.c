@@ -67,8 +67,8 @@ static void ref_rope(double *x, int32_t heads, int32_t d, int32_t pos, double ba
 static double ref_forward(const ref_model *r, double *logits_out)
 {
     const gqa_train_config *c = &r->c;
-    const int64_t E = c->n_embd, H = c->n_heads, G = c->n_kv_heads, d = c->head_dim,
-                  F = c->n_ff, V = c->n_vocab, N = (int64_t)r->B * r->T;
+    const int64_t E = c->n_embd, H = c->n_heads, G = c->n_kv_heads, d = c->head_dim, F = c->n_ff,
+                  V = c->n_vocab, N = (int64_t)r->B * r->T;
     double *x = calloc((size_t)(N * E), sizeof(double)), *xn = malloc(sizeof(double) * E),
            *q = malloc(sizeof(double) * N * H * d), *k = malloc(sizeof(double) * N * G * d),
            *v = malloc(sizeof(double) * N * G * d), *att = malloc(sizeof(double) * H * d),
@@ -168,11 +168,51 @@ static void ref_bind(ref_model *r, gqa_train_model *m)
         r->off_out = r->off_emb;
 }
 
+/* Central differences of the float64 model over every parameter p[0..P)
+ * against the analytic gradient g; prints the first bad one; returns the
+ * number outside the tolerance, *fmax_out = max|fd|, *emax_out = max error. */
+static int64_t fd_compare(const ref_model *r, double *p, int64_t P, const float *g,
+                          double *fmax_out, double *emax_out)
+{
+    double fmax_ = 0.0, emax = 0.0;
+    double *fd = malloc(sizeof(double) * (size_t)P);
+    for (int64_t i = 0; i < P; i++) {
+        const double keep = p[i];
+        p[i] = keep + 1e-5;
+        const double lp = ref_forward(r, NULL);
+        p[i] = keep - 1e-5;
+        const double lm = ref_forward(r, NULL);
+        p[i] = keep;
+        fd[i] = (lp - lm) / 2e-5;
+        fmax_ = fmax(fmax_, fabs(fd[i]));
+    }
+    int64_t bad = 0;
+    for (int64_t i = 0; i < P; i++) {
+        const double e = fabs((double)g[i] - fd[i]);
+        emax = fmax(emax, e);
+        if (!(e <= 1e-4 * fmax_ + 2e-3 * fabs(fd[i])) && bad++ == 0)
+            printf("  first bad gradient [%lld]: %.8g vs fd %.8g\n", (long long)i, (double)g[i],
+                   fd[i]);
+    }
+    free(fd);
+    *fmax_out = fmax_;
+    *emax_out = emax;
+    return bad;
+}
+
 static void check_model(int32_t G, int tied, int threads)
 {
-    const gqa_train_config c = {.n_vocab = 19, .n_layers = 2, .n_embd = 16, .n_heads = 4,
-                                .n_kv_heads = G, .head_dim = 4, .n_ff = 12, .n_ctx = 8,
-                                .rope_base = 10000.0f, .rms_eps = 1e-5f, .tied_output = tied};
+    const gqa_train_config c = {.n_vocab = 19,
+                                .n_layers = 2,
+                                .n_embd = 16,
+                                .n_heads = 4,
+                                .n_kv_heads = G,
+                                .head_dim = 4,
+                                .n_ff = 12,
+                                .n_ctx = 8,
+                                .rope_base = 10000.0f,
+                                .rms_eps = 1e-5f,
+                                .tied_output = tied};
     enum { B = 2, T = 5, N = B * T };
     gqa_set_num_threads(threads);
     gqa_train_model *m;
@@ -218,36 +258,15 @@ static void check_model(int32_t G, int tied, int threads)
         lbad += !(e <= 1e-5 + 1e-4 * fabs(lref[i]));
     }
     CHECK(lbad == 0 && fabs((double)loss - lr) <= 1e-5 * fabs(lr) + 1e-6,
-          "G %d tied %d: %d logits off (max err %.3g), loss %.9g vs %.9g", (int)G, tied, lbad,
-          lerr, (double)loss, lr);
+          "G %d tied %d: %d logits off (max err %.3g), loss %.9g vs %.9g", (int)G, tied, lbad, lerr,
+          (double)loss, lr);
     s = gqa_train_model_backward(m, 1.0f);
     CHECK(s == GQA_OK, "backward: %s", gqa_last_error());
     const float *g = gqa_train_model_grads(m);
-    double fmax_ = 0.0, emax = 0.0;
-    double *fd = malloc(sizeof(double) * (size_t)P);
-    for (int64_t i = 0; i < P; i++) {
-        const double keep = p[i];
-        p[i] = keep + 1e-5;
-        const double lp = ref_forward(&r, NULL);
-        p[i] = keep - 1e-5;
-        const double lm = ref_forward(&r, NULL);
-        p[i] = keep;
-        fd[i] = (lp - lm) / 2e-5;
-        fmax_ = fmax(fmax_, fabs(fd[i]));
-    }
-    int64_t bad = 0, first = -1;
-    for (int64_t i = 0; i < P; i++) {
-        const double e = fabs((double)g[i] - fd[i]);
-        emax = fmax(emax, e);
-        if (!(e <= 1e-4 * fmax_ + 2e-3 * fabs(fd[i]))) {
-            bad++;
-            first = first < 0 ? i : first;
-        }
-    }
-    CHECK(bad == 0, "G %d tied %d threads %d: %lld of %lld gradients off (first [%lld] %.8g vs "
-                    "fd %.8g)",
-          (int)G, tied, threads, (long long)bad, (long long)P, (long long)first,
-          first >= 0 ? (double)g[first] : 0.0, first >= 0 ? fd[first] : 0.0);
+    double fmax_, emax;
+    const int64_t bad = fd_compare(&r, p, P, g, &fmax_, &emax);
+    CHECK(bad == 0, "G %d tied %d threads %d: %lld of %lld gradients off", (int)G, tied, threads,
+          (long long)bad, (long long)P);
     printf("  G %d %-6s threads %d: %lld params, loss %.6f, logits max err %.2e, grad max|fd| "
            "%.3e max err %.3e\n",
            (int)G, tied ? "tied" : "untied", threads, (long long)P, (double)loss, lerr, fmax_,
@@ -264,11 +283,10 @@ static void check_model(int32_t G, int tied, int threads)
         aerr = fmax(aerr, fabs((double)g[i] - 2.0 * (double)g1[i]));
         gmax = fmax(gmax, fabs((double)g1[i]));
     }
-    CHECK(aerr <= 1e-6 * gmax, "backward does not accumulate: err %.3g (max |g| %.3g)", aerr,
-          gmax);
+    CHECK(aerr <= 1e-6 * gmax, "backward does not accumulate: err %.3g (max |g| %.3g)", aerr, gmax);
     CHECK(gqa_train_model_backward(m, 1.0f) == GQA_ERR_INVALID_ARG,
           "a second backward without a forward must fail");
-    free(g1), free(fd), free(p), free(lref);
+    free(g1), free(p), free(lref);
     gqa_train_model_free(m);
 }
 
@@ -277,9 +295,17 @@ static void check_model(int32_t G, int tied, int threads)
  * at a fixed thread count, but sequences of 33 keys are not split). */
 static void check_threads(void)
 {
-    const gqa_train_config c = {.n_vocab = 37, .n_layers = 2, .n_embd = 48, .n_heads = 6,
-                                .n_kv_heads = 2, .head_dim = 8, .n_ff = 72, .n_ctx = 40,
-                                .rope_base = 10000.0f, .rms_eps = 1e-5f, .tied_output = 0};
+    const gqa_train_config c = {.n_vocab = 37,
+                                .n_layers = 2,
+                                .n_embd = 48,
+                                .n_heads = 6,
+                                .n_kv_heads = 2,
+                                .head_dim = 8,
+                                .n_ff = 72,
+                                .n_ctx = 40,
+                                .rope_base = 10000.0f,
+                                .rms_eps = 1e-5f,
+                                .tied_output = 0};
     enum { B = 3, T = 33 };
     int32_t tok[B * T], tgt[B * T];
     tu_rng rng;
@@ -311,9 +337,16 @@ static void check_threads(void)
 
 static void check_errors(void)
 {
-    gqa_train_config c = {.n_vocab = 19, .n_layers = 1, .n_embd = 16, .n_heads = 4,
-                          .n_kv_heads = 3, .head_dim = 4, .n_ff = 12, .n_ctx = 8,
-                          .rope_base = 10000.0f, .rms_eps = 1e-5f};
+    gqa_train_config c = {.n_vocab = 19,
+                          .n_layers = 1,
+                          .n_embd = 16,
+                          .n_heads = 4,
+                          .n_kv_heads = 3,
+                          .head_dim = 4,
+                          .n_ff = 12,
+                          .n_ctx = 8,
+                          .rope_base = 10000.0f,
+                          .rms_eps = 1e-5f};
     gqa_train_model *m = (gqa_train_model *)&c;
     CHECK(gqa_train_model_create(&c, 1, &m) == GQA_ERR_INVALID_ARG && m == NULL,
           "H %% G != 0 must fail");

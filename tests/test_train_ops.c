@@ -17,8 +17,8 @@
 #include "test_util.h"
 #include "train/ops.h"
 
-#define FD_H 1e-5
-#define RTOL 1e-3
+#define FD_H     1e-5
+#define RTOL     1e-3
 #define ATOL_REL 2e-5
 
 static tu_rng rng;
@@ -74,8 +74,8 @@ static void fd_check(const char *what, loss_fn f, void *ctx, double *p, int64_t 
         }
     }
     CHECK(bad == 0, "%s: %lld of %lld gradients off (first [%lld]: %.8g vs fd %.8g)", what,
-          (long long)bad, (long long)n, (long long)first, first >= 0 ? (double)analytic[first] : 0.0,
-          first >= 0 ? fd[first] : 0.0);
+          (long long)bad, (long long)n, (long long)first,
+          first >= 0 ? (double)analytic[first] : 0.0, first >= 0 ? fd[first] : 0.0);
     printf("  %-28s n %5lld  max|fd| %.3e  max err %.3e\n", what, (long long)n, fmax, max_err);
     free(fd);
 }

@@ -63,8 +63,8 @@ static int parse_threads(const char *v, bench_args *a)
     snprintf(buf, sizeof buf, "%s", v);
     a->n_threads = 0;
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (a->n_threads == 8 || cli_parse_long("bench train --threads", t, 1, 1024,
-                                                &a->threads[a->n_threads++]) < 0)
+        if (a->n_threads == 8 ||
+            cli_parse_long("bench train --threads", t, 1, 1024, &a->threads[a->n_threads++]) < 0)
             return -1;
     }
     return a->n_threads > 0 ? 0 : -1;
@@ -94,8 +94,10 @@ static int parse(int argc, char **argv, bench_args *a)
             const struct {
                 const char *name;
                 long *dst, lo, hi;
-            } l[] = {{"--batch", &a->batch, 1, 4096},   {"--seq-len", &a->seq_len, 1, 1 << 16},
-                     {"--steps", &a->steps, 1, MAX_STEPS}, {"--warmup", &a->warmup, 0, 100},
+            } l[] = {{"--batch", &a->batch, 1, 4096},
+                     {"--seq-len", &a->seq_len, 1, 1 << 16},
+                     {"--steps", &a->steps, 1, MAX_STEPS},
+                     {"--warmup", &a->warmup, 0, 100},
                      {"--kv-heads", &a->kv_heads, 1, 1024}};
             size_t k = 0;
             for (; k < sizeof l / sizeof l[0]; k++)
@@ -185,8 +187,8 @@ int cmd_bench_train(int argc, char **argv)
            a.config, (int)c->n_layers, (int)c->n_embd, (int)c->n_heads, (int)c->n_kv_heads,
            (int)c->head_dim, (int)c->n_ff, (int)c->n_vocab, (int)B, (int)T, gqa_kernel_name());
     printf("median of %ld steps after %ld warm-up\n\n", a.steps, a.warmup);
-    printf("%-8s %10s %10s %10s %10s %12s\n", "threads", "fwd ms", "bwd ms", "adamw ms",
-           "step ms", "tokens/s");
+    printf("%-8s %10s %10s %10s %10s %12s\n", "threads", "fwd ms", "bwd ms", "adamw ms", "step ms",
+           "tokens/s");
     int rc = CLI_EXIT_OK;
     for (int ti = 0; ti < a.n_threads && rc == CLI_EXIT_OK; ti++) {
         gqa_set_num_threads((int)a.threads[ti]);
@@ -199,8 +201,8 @@ int cmd_bench_train(int argc, char **argv)
             st = gqa_train_optim_create(m, &o.opt, &opt);
         phase_times t;
         float loss = 0.0f;
-        rc = st != GQA_OK ? cli_fail(st, "bench train") : run(&a, m, opt, tok, tgt, B, T, &t,
-                                                               &loss);
+        rc =
+            st != GQA_OK ? cli_fail(st, "bench train") : run(&a, m, opt, tok, tgt, B, T, &t, &loss);
         if (rc == CLI_EXIT_OK) {
             const int n = (int)a.steps;
             const double step = median(t.step, n);

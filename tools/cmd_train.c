@@ -112,8 +112,8 @@ static void log_row(FILE *f, int64_t step, int64_t tokens, float lr, float loss,
     fflush(f);
 }
 
-static void progress(const run_args *a, int tty, int64_t step, int64_t total, float loss,
-                     float val, double tps, double eta)
+static void progress(const run_args *a, int tty, int64_t step, int64_t total, float loss, float val,
+                     double tps, double eta)
 {
     char e[32], v[32] = "";
     fmt_eta(eta, e, sizeof e);
@@ -125,8 +125,8 @@ static void progress(const run_args *a, int tty, int64_t step, int64_t total, fl
         if (!isnan(val) || step == total)
             fputc('\n', stderr);
     } else if (!isnan(val) || step == total) {
-        fprintf(stderr, "%s %lld/%lld  loss %.4f%s  %.0f tok/s  ETA %s\n", a->cmd,
-                (long long)step, (long long)total, (double)loss, v, tps, e);
+        fprintf(stderr, "%s %lld/%lld  loss %.4f%s  %.0f tok/s  ETA %s\n", a->cmd, (long long)step,
+                (long long)total, (double)loss, v, tps, e);
     }
 }
 
@@ -202,30 +202,30 @@ static int train_loop(const run_args *a, const lineage *ln, gqa_train_model *m,
 static void usage(FILE *f, int up)
 {
     if (!up) {
-        fprintf(f, "usage: gqa train --data TEXT --steps N --out MODEL.gguf [options]\n"
-                   "\n"
-                   "Pre-train a Llama-style model (byte-level tokens: the 256 bytes and\n"
-                   "<|endoftext|>) on a text file: the first 90%% of its bytes train, the last 10%%\n"
-                   "validate. The checkpoint is a GGUF file gqa run / perplexity / convert read;\n"
-                   "the optimizer state goes to MODEL.opt.gguf beside it.\n"
-                   "\n"
-                   "  --config C           a preset or a JSON file (default tiny); presets:\n");
+        fprintf(f,
+                "usage: gqa train --data TEXT --steps N --out MODEL.gguf [options]\n"
+                "\n"
+                "Pre-train a Llama-style model (byte-level tokens: the 256 bytes and\n"
+                "<|endoftext|>) on a text file: the first 90%% of its bytes train, the last 10%%\n"
+                "validate. The checkpoint is a GGUF file gqa run / perplexity / convert read;\n"
+                "the optimizer state goes to MODEL.opt.gguf beside it.\n"
+                "\n"
+                "  --config C           a preset or a JSON file (default tiny); presets:\n");
         train_list_presets(f);
         fprintf(f, "  --resume CKPT        continue CKPT (its model, optimizer and run options)\n"
                    "                       up to --steps in all\n");
     } else {
-        fprintf(f,
-                "usage: gqa uptrain --from MODEL --kv-heads G --data TEXT --out OUT.gguf "
-                "[options]\n"
-                "\n"
-                "Convert MODEL to G KV heads (as gqa convert) and continue training it for\n"
-                "--fraction of the steps MODEL was trained for (its gqa.train.steps, or\n"
-                "--source-steps). Batch, sequence length and accumulation default to MODEL's.\n"
-                "\n"
-                "  --method M           mean (default), first or random\n"
-                "  --fraction X         share of the source's steps, 0 < X <= 10 (0.05)\n"
-                "  --source-steps N     the source's training steps when it does not say\n"
-                "  --steps N            train exactly N steps instead\n");
+        fprintf(f, "usage: gqa uptrain --from MODEL --kv-heads G --data TEXT --out OUT.gguf "
+                   "[options]\n"
+                   "\n"
+                   "Convert MODEL to G KV heads (as gqa convert) and continue training it for\n"
+                   "--fraction of the steps MODEL was trained for (its gqa.train.steps, or\n"
+                   "--source-steps). Batch, sequence length and accumulation default to MODEL's.\n"
+                   "\n"
+                   "  --method M           mean (default), first or random\n"
+                   "  --fraction X         share of the source's steps, 0 < X <= 10 (0.05)\n"
+                   "  --source-steps N     the source's training steps when it does not say\n"
+                   "  --steps N            train exactly N steps instead\n");
     }
     fprintf(f, "  --data TEXT          the text file\n"
                "  --steps N            optimizer steps in all\n"
@@ -260,14 +260,13 @@ static int parse_one(int argc, char **argv, int *i, run_args *a)
     if ((r = cli_option_value(argc, argv, i, "--kv-heads", &v)))
         return r < 0 || cli_parse_long("uptrain --kv-heads", v, 1, 1024, &a->kv_heads) < 0 ? -1 : 1;
     if ((r = cli_option_value(argc, argv, i, "--source-steps", &v)))
-        return r < 0 || cli_parse_long("uptrain --source-steps", v, 1, 1L << 40,
-                                       &a->source_steps) < 0
+        return r < 0 || cli_parse_long("uptrain --source-steps", v, 1, 1L << 40, &a->source_steps) <
+                            0
                    ? -1
                    : 1;
     if ((r = cli_option_value(argc, argv, i, "--fraction", &v)))
-        return r < 0 || cli_parse_double("uptrain --fraction", v, 1e-9, 10.0, &a->fraction) < 0
-                   ? -1
-                   : 1;
+        return r < 0 || cli_parse_double("uptrain --fraction", v, 1e-9, 10.0, &a->fraction) < 0 ? -1
+                                                                                                : 1;
     if ((r = cli_option_value(argc, argv, i, "--method", &v))) {
         if (r < 0)
             return -1;
@@ -417,9 +416,9 @@ static void summary(const run_args *a, const gqa_train_model *m, int64_t start)
             "%s: %d layers, width %d, H %d, G %d, d %d, ff %d, vocab %d, %lld params; "
             "batch %ld x %ld tokens x %ld, lr %g, steps %lld..%ld, %d threads\n",
             a->cmd, (int)c->n_layers, (int)c->n_embd, (int)c->n_heads, (int)c->n_kv_heads,
-            (int)c->head_dim, (int)c->n_ff, (int)c->n_vocab,
-            (long long)gqa_train_model_n_params(m), a->o.batch, a->o.seq_len, a->o.accum,
-            (double)a->o.opt.lr, (long long)start, a->o.steps, gqa_get_num_threads());
+            (int)c->head_dim, (int)c->n_ff, (int)c->n_vocab, (long long)gqa_train_model_n_params(m),
+            a->o.batch, a->o.seq_len, a->o.accum, (double)a->o.opt.lr, (long long)start, a->o.steps,
+            gqa_get_num_threads());
 }
 
 int cmd_train(int argc, char **argv)
@@ -445,8 +444,8 @@ int cmd_train(int argc, char **argv)
         if (a.o.seed < 0)
             a.o.seed = (long long)meta.seed;
     }
-    if (resolve(&a, m ? gqa_train_model_config(m) : &a.o.model, a.resume ? &meta : NULL,
-                &preset) < 0) {
+    if (resolve(&a, m ? gqa_train_model_config(m) : &a.o.model, a.resume ? &meta : NULL, &preset) <
+        0) {
         gqa_train_optim_free(opt);
         gqa_train_model_free(m);
         return CLI_EXIT_USAGE;
@@ -458,8 +457,8 @@ int cmd_train(int argc, char **argv)
         c.total_steps = a.o.opt.total_steps;
         s = gqa_train_optim_set_config(opt, &c);
         if (s == GQA_OK && gqa_train_optim_steps(opt) >= a.o.steps) {
-            cli_error("train: %s has %lld steps already; ask for more with --steps",
-                      a.resume, (long long)gqa_train_optim_steps(opt));
+            cli_error("train: %s has %lld steps already; ask for more with --steps", a.resume,
+                      (long long)gqa_train_optim_steps(opt));
             gqa_train_optim_free(opt);
             gqa_train_model_free(m);
             return CLI_EXIT_USAGE;

@@ -18,12 +18,24 @@ typedef struct preset {
 
 /* Byte-level vocabulary (256 bytes + <|endoftext|>), tied classifier. */
 static const preset presets[] = {
-    {"tiny", "2 layers, width 64, 4 heads of 16 (MHA), ctx 64 - tests and smoke runs",
-     {257, 2, 64, 4, 4, 16, 176, 64, 10000.0f, 1e-5f, 1}, 8, 64, 2e-3f},
-    {"small", "4 layers, width 128, 4 heads of 32 (MHA), ctx 128",
-     {257, 4, 128, 4, 4, 32, 352, 128, 10000.0f, 1e-5f, 1}, 16, 128, 1e-3f},
-    {"exp", "6 layers, width 256, 8 heads of 32 (MHA), ctx 256 - the uptraining experiment",
-     {257, 6, 256, 8, 8, 32, 704, 256, 10000.0f, 1e-5f, 1}, 16, 256, 1e-3f},
+    {"tiny",
+     "2 layers, width 64, 4 heads of 16 (MHA), ctx 64 - tests and smoke runs",
+     {257, 2, 64, 4, 4, 16, 176, 64, 10000.0f, 1e-5f, 1},
+     8,
+     64,
+     2e-3f},
+    {"small",
+     "4 layers, width 128, 4 heads of 32 (MHA), ctx 128",
+     {257, 4, 128, 4, 4, 32, 352, 128, 10000.0f, 1e-5f, 1},
+     16,
+     128,
+     1e-3f},
+    {"exp",
+     "6 layers, width 256, 8 heads of 32 (MHA), ctx 256 - the uptraining experiment",
+     {257, 6, 256, 8, 8, 32, 704, 256, 10000.0f, 1e-5f, 1},
+     16,
+     256,
+     1e-3f},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
@@ -76,20 +88,30 @@ typedef struct json_field {
 
 static int read_json_fields(cJSON *root, const char *path, train_opts *o)
 {
-    const json_field fields[] = {
-        {"n_vocab", &o->model.n_vocab, 0, 0, 0},     {"n_layers", &o->model.n_layers, 0, 0, 0},
-        {"n_embd", &o->model.n_embd, 0, 0, 0},       {"n_heads", &o->model.n_heads, 0, 0, 0},
-        {"n_kv_heads", &o->model.n_kv_heads, 0, 0, 0}, {"head_dim", &o->model.head_dim, 0, 0, 0},
-        {"n_ff", &o->model.n_ff, 0, 0, 0},           {"n_ctx", &o->model.n_ctx, 0, 0, 0},
-        {"tied_output", &o->model.tied_output, 0, 0, 0},
-        {"rope_base", 0, 0, &o->model.rope_base, 0}, {"rms_eps", 0, 0, &o->model.rms_eps, 0},
-        {"batch", 0, &o->batch, 0, 0},               {"seq_len", 0, &o->seq_len, 0, 0},
-        {"accum", 0, &o->accum, 0, 0},               {"warmup", 0, &o->warmup, 0, 0},
-        {"eval_every", 0, &o->eval_every, 0, 0},     {"eval_windows", 0, &o->eval_windows, 0, 0},
-        {"lr", 0, 0, &o->opt.lr, 0},                 {"min_lr", 0, 0, &o->opt.min_lr, 0},
-        {"weight_decay", 0, 0, &o->opt.weight_decay, 0}, {"clip", 0, 0, &o->opt.clip, 0},
-        {"beta1", 0, 0, &o->opt.beta1, 0},           {"beta2", 0, 0, &o->opt.beta2, 0},
-        {"seed", 0, 0, 0, &o->seed}};
+    const json_field fields[] = {{"n_vocab", &o->model.n_vocab, 0, 0, 0},
+                                 {"n_layers", &o->model.n_layers, 0, 0, 0},
+                                 {"n_embd", &o->model.n_embd, 0, 0, 0},
+                                 {"n_heads", &o->model.n_heads, 0, 0, 0},
+                                 {"n_kv_heads", &o->model.n_kv_heads, 0, 0, 0},
+                                 {"head_dim", &o->model.head_dim, 0, 0, 0},
+                                 {"n_ff", &o->model.n_ff, 0, 0, 0},
+                                 {"n_ctx", &o->model.n_ctx, 0, 0, 0},
+                                 {"tied_output", &o->model.tied_output, 0, 0, 0},
+                                 {"rope_base", 0, 0, &o->model.rope_base, 0},
+                                 {"rms_eps", 0, 0, &o->model.rms_eps, 0},
+                                 {"batch", 0, &o->batch, 0, 0},
+                                 {"seq_len", 0, &o->seq_len, 0, 0},
+                                 {"accum", 0, &o->accum, 0, 0},
+                                 {"warmup", 0, &o->warmup, 0, 0},
+                                 {"eval_every", 0, &o->eval_every, 0, 0},
+                                 {"eval_windows", 0, &o->eval_windows, 0, 0},
+                                 {"lr", 0, 0, &o->opt.lr, 0},
+                                 {"min_lr", 0, 0, &o->opt.min_lr, 0},
+                                 {"weight_decay", 0, 0, &o->opt.weight_decay, 0},
+                                 {"clip", 0, 0, &o->opt.clip, 0},
+                                 {"beta1", 0, 0, &o->opt.beta1, 0},
+                                 {"beta2", 0, 0, &o->opt.beta2, 0},
+                                 {"seed", 0, 0, 0, &o->seed}};
     for (cJSON *it = root->child; it; it = it->next) {
         if (!strcmp(it->string, "base"))
             continue;
@@ -108,8 +130,7 @@ static int read_json_fields(cJSON *root, const char *path, train_opts *o)
         const double v = boolean ? (cJSON_IsTrue(it) ? 1.0 : 0.0) : it->valuedouble;
         const json_field *f = &fields[k];
         if ((f->i32 || f->l || f->ll) && (v != (double)(long long)v || v < 0 || v > 1e15)) {
-            cli_error("config %s: \"%s\" must be a whole number >= 0, not %g", path, it->string,
-                      v);
+            cli_error("config %s: \"%s\" must be a whole number >= 0, not %g", path, it->string, v);
             return -1;
         }
         if (f->i32)
@@ -189,9 +210,12 @@ int train_opts_parse(int argc, char **argv, int *i, const char *cmd, train_opts 
         const char *name;
         long *l;
         long lo, hi;
-    } longs[] = {{"--batch", &o->batch, 1, 1 << 16},         {"--seq-len", &o->seq_len, 1, 1 << 20},
-                 {"--accum", &o->accum, 1, 1 << 16},         {"--warmup", &o->warmup, 0, 1L << 40},
-                 {"--threads", &o->threads, 1, 1024},        {"--eval-every", &o->eval_every, 0, 1L << 40},
+    } longs[] = {{"--batch", &o->batch, 1, 1 << 16},
+                 {"--seq-len", &o->seq_len, 1, 1 << 20},
+                 {"--accum", &o->accum, 1, 1 << 16},
+                 {"--warmup", &o->warmup, 0, 1L << 40},
+                 {"--threads", &o->threads, 1, 1024},
+                 {"--eval-every", &o->eval_every, 0, 1L << 40},
                  {"--eval-windows", &o->eval_windows, 0, 1L << 30},
                  {"--save-every", &o->save_every, 0, 1L << 40},
                  {"--schedule-steps", &o->schedule_steps, 1, 1L << 40}};
@@ -210,7 +234,7 @@ int train_opts_parse(int argc, char **argv, int *i, const char *cmd, train_opts 
         if ((r = cli_option_value(argc, argv, i, longs[k].name, &v))) {
             snprintf(opt, sizeof opt, "%s %s", cmd, longs[k].name);
             return r < 0 || cli_parse_long(opt, v, longs[k].lo, longs[k].hi, longs[k].l) < 0 ? -1
-                                                                                           : 1;
+                                                                                             : 1;
         }
     for (size_t k = 0; k < sizeof floats / sizeof floats[0]; k++)
         if ((r = cli_option_value(argc, argv, i, floats[k].name, &v))) {

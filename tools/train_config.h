@@ -31,7 +31,8 @@ int train_opts_load(const char *cfg, train_opts *o);
 
 /* Parse one training option at argv[*i] into o (--batch, --seq-len, --lr,
  * --min-lr, --warmup, --weight-decay, --clip, --accum, --seed, --threads,
- * --eval-every, --eval-windows, --save-every, --schedule-steps). 1: parsed, 0: not a training option, -1: bad value (printed). */
+ * --eval-every, --eval-windows, --save-every, --schedule-steps). 1: parsed, 0: not a training
+ * option, -1: bad value (printed). */
 int train_opts_parse(int argc, char **argv, int *i, const char *cmd, train_opts *o);
 
 /* The help lines of those options. */

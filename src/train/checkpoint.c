@@ -159,8 +159,8 @@ static gqa_status put_tensors(gqa_gguf_writer *w, const gqa_train_model *m, cons
         const train_tensor *t = &m->tensors[i];
         char nm[80];
         snprintf(nm, sizeof nm, "%s%s", prefix, t->name);
-        gqa_status s = gqa_gguf_writer_add_tensor(w, nm, GQA_GGML_TYPE_F32, t->n_dims, t->dims,
-                                                  base + t->off);
+        gqa_status s =
+            gqa_gguf_writer_add_tensor(w, nm, GQA_GGML_TYPE_F32, t->n_dims, t->dims, base + t->off);
         if (s != GQA_OK)
             return s;
     }
@@ -261,8 +261,7 @@ static gqa_status read_moments(const gqa_gguf *g, const gqa_train_model *m, cons
         gqa_status s = gqa_gguf_tensor(g, nm, &ti);
         if (s != GQA_OK)
             return s;
-        if (ti.ggml_type != GQA_GGML_TYPE_F32 || ti.n_elements != t->n ||
-            ti.dims[0] != t->dims[0])
+        if (ti.ggml_type != GQA_GGML_TYPE_F32 || ti.n_elements != t->n || ti.dims[0] != t->dims[0])
             return gqa_fail(GQA_ERR_FORMAT, "%s: %s does not fit the model's %s", path, nm,
                             t->name);
         memcpy(dst + t->off, ti.data, (size_t)t->n * sizeof(float));
@@ -282,7 +281,7 @@ static gqa_status load_optim(const char *path, const gqa_train_model *m, gqa_tra
     gqa_train_optim_config c;
     gqa_train_optim_config_default(&c);
     float *f[] = {&c.lr, &c.min_lr, &c.beta1, &c.beta2, &c.eps, &c.weight_decay, &c.clip};
-    const char *fk[] = {"gqa.opt.lr",    "gqa.opt.min_lr",       "gqa.opt.beta1", "gqa.opt.beta2",
+    const char *fk[] = {"gqa.opt.lr",  "gqa.opt.min_lr",       "gqa.opt.beta1", "gqa.opt.beta2",
                         "gqa.opt.eps", "gqa.opt.weight_decay", "gqa.opt.clip"};
     for (size_t i = 0; s == GQA_OK && i < sizeof f / sizeof f[0]; i++)
         s = gqa_gguf_get_f32(g, fk[i], f[i]);

@@ -28,8 +28,7 @@ gqa_status gqa_train_data_from_memory(const void *bytes, size_t n, gqa_train_dat
     if (!bytes || !out)
         return gqa_fail(GQA_ERR_INVALID_ARG, "gqa_train_data_from_memory: NULL argument");
     if (n < 20)
-        return gqa_fail(GQA_ERR_INVALID_ARG, "training data: %zu bytes is too little (need 20)",
-                        n);
+        return gqa_fail(GQA_ERR_INVALID_ARG, "training data: %zu bytes is too little (need 20)", n);
     gqa_train_data *d = calloc(1, sizeof *d);
     if (d)
         d->bytes = malloc(n);
@@ -113,9 +112,8 @@ static void window(const unsigned char *src, int32_t T, int32_t *tok, int32_t *t
     }
 }
 
-gqa_status gqa_train_data_batch(const gqa_train_data *d, uint64_t seed, int64_t step,
-                                int32_t micro, int32_t B, int32_t T, int32_t *tokens,
-                                int32_t *targets)
+gqa_status gqa_train_data_batch(const gqa_train_data *d, uint64_t seed, int64_t step, int32_t micro,
+                                int32_t B, int32_t T, int32_t *tokens, int32_t *targets)
 {
     if (!d || !tokens || !targets || B < 1 || T < 1 || step < 0 || micro < 0)
         return gqa_fail(GQA_ERR_INVALID_ARG, "gqa_train_data_batch: bad argument");

@@ -15,7 +15,7 @@ static gqa_status check_config(const gqa_train_config *c)
 {
 #define RANGE(field, lo, hi)                                                                       \
     if (c->field < (lo) || c->field > (hi))                                                        \
-        return gqa_fail(GQA_ERR_INVALID_ARG, "train config: " #field " = %d is not in %d..%d",      \
+        return gqa_fail(GQA_ERR_INVALID_ARG, "train config: " #field " = %d is not in %d..%d",     \
                         (int)c->field, (int)(lo), (int)(hi));
     RANGE(n_vocab, 1, 1 << 22);
     RANGE(n_layers, 1, 1024);
@@ -27,12 +27,13 @@ static gqa_status check_config(const gqa_train_config *c)
     RANGE(n_ctx, 1, 1 << 20);
 #undef RANGE
     if (c->n_heads % c->n_kv_heads != 0)
-        return gqa_fail(GQA_ERR_INVALID_ARG, "train config: n_heads %d is not a multiple of "
-                                             "n_kv_heads %d",
+        return gqa_fail(GQA_ERR_INVALID_ARG,
+                        "train config: n_heads %d is not a multiple of "
+                        "n_kv_heads %d",
                         (int)c->n_heads, (int)c->n_kv_heads);
     if (c->head_dim % 2 != 0)
-        return gqa_fail(GQA_ERR_INVALID_ARG, "train config: head_dim %d is odd (RoPE rotates pairs)",
-                        (int)c->head_dim);
+        return gqa_fail(GQA_ERR_INVALID_ARG,
+                        "train config: head_dim %d is odd (RoPE rotates pairs)", (int)c->head_dim);
     if (!(c->rope_base > 1.0f) || !isfinite(c->rope_base))
         return gqa_fail(GQA_ERR_INVALID_ARG, "train config: rope_base %g must be > 1",
                         (double)c->rope_base);
@@ -73,9 +74,9 @@ static void build_table(gqa_train_model *m)
             const char *s;
             int64_t d0, d1;
             int decay;
-        } t[] = {{"attn_norm", E, 0, 0}, {"attn_q", E, Q, 1},        {"attn_k", E, KV, 1},
-                 {"attn_v", E, KV, 1},   {"attn_output", Q, E, 1},  {"ffn_norm", E, 0, 0},
-                 {"ffn_gate", E, F, 1},  {"ffn_up", E, F, 1},       {"ffn_down", F, E, 1}};
+        } t[] = {{"attn_norm", E, 0, 0}, {"attn_q", E, Q, 1},      {"attn_k", E, KV, 1},
+                 {"attn_v", E, KV, 1},   {"attn_output", Q, E, 1}, {"ffn_norm", E, 0, 0},
+                 {"ffn_gate", E, F, 1},  {"ffn_up", E, F, 1},      {"ffn_down", F, E, 1}};
         for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
             snprintf(nm, sizeof nm, "blk.%d.%s.weight", (int)l, t[i].s);
             add_tensor(m, nm, t[i].d0, t[i].d1, t[i].decay);
@@ -153,8 +154,7 @@ static gqa_status alloc_model(const gqa_train_config *cfg, gqa_train_model **out
     return GQA_OK;
 }
 
-gqa_status gqa_train_model_create(const gqa_train_config *cfg, uint64_t seed,
-                                  gqa_train_model **out)
+gqa_status gqa_train_model_create(const gqa_train_config *cfg, uint64_t seed, gqa_train_model **out)
 {
     if (out)
         *out = NULL;

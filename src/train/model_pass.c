@@ -98,9 +98,8 @@ static gqa_status ensure_buffers(gqa_train_model *m, int64_t N, int32_t T)
 {
     const gqa_train_config *c = &m->cfg;
     if (N > m->cap_rows) {
-        const double floats =
-            (double)N * ((double)c->n_layers * (double)layer_row_floats(c) +
-                         (double)head_row_floats(c));
+        const double floats = (double)N * ((double)c->n_layers * (double)layer_row_floats(c) +
+                                           (double)head_row_floats(c));
         if (floats * 4.0 > (double)SIZE_MAX / 2)
             return gqa_fail(GQA_ERR_NO_MEMORY, "train activations: %g bytes", floats * 4.0);
         gqa_aligned_free(m->acts);
@@ -111,8 +110,9 @@ static gqa_status ensure_buffers(gqa_train_model *m, int64_t N, int32_t T)
         m->tgt = malloc((size_t)N * sizeof(int32_t));
         m->cap_rows = m->acts && m->tok && m->tgt ? N : 0;
         if (!m->cap_rows)
-            return gqa_fail(GQA_ERR_NO_MEMORY, "train activations: out of memory (%.0f MiB for "
-                                               "%lld rows)",
+            return gqa_fail(GQA_ERR_NO_MEMORY,
+                            "train activations: out of memory (%.0f MiB for "
+                            "%lld rows)",
                             floats * 4.0 / 1048576.0, (long long)N);
     }
     if (T > m->rope_T) {
@@ -188,8 +188,8 @@ static gqa_status check_forward(const gqa_train_model *m, const int32_t *tokens,
     for (int64_t i = 0; i < N; i++) {
         if (tokens[i] < 0 || tokens[i] >= m->cfg.n_vocab)
             return gqa_fail(GQA_ERR_INVALID_ARG,
-                            "gqa_train_model_forward: token %lld is %d, not in 0..%d",
-                            (long long)i, (int)tokens[i], (int)m->cfg.n_vocab - 1);
+                            "gqa_train_model_forward: token %lld is %d, not in 0..%d", (long long)i,
+                            (int)tokens[i], (int)m->cfg.n_vocab - 1);
         if (targets && (targets[i] < 0 || targets[i] >= m->cfg.n_vocab))
             return gqa_fail(GQA_ERR_INVALID_ARG,
                             "gqa_train_model_forward: target %lld is %d, not in 0..%d",
@@ -248,8 +248,7 @@ gqa_status gqa_train_model_forward(gqa_train_model *m, const int32_t *tokens,
 }
 
 /* One block backward: h->dres holds dL/dx_out on entry, dL/dx_in on exit. */
-static gqa_status layer_bwd(gqa_train_model *m, int32_t l, const layer_acts *a,
-                            const head_acts *h)
+static gqa_status layer_bwd(gqa_train_model *m, int32_t l, const layer_acts *a, const head_acts *h)
 {
     const gqa_train_config *c = &m->cfg;
     const train_layer *P = &m->P[l], *G = &m->G[l];

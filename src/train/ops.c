@@ -92,8 +92,7 @@ void gqa_op_rmsnorm_bwd(const float *x, const float *w, const float *rstd, const
     }
 }
 
-void gqa_op_linear_fwd(const float *x, const float *W, int64_t N, int64_t in, int64_t out,
-                       float *y)
+void gqa_op_linear_fwd(const float *x, const float *W, int64_t N, int64_t in, int64_t out, float *y)
 {
     gqa_train_gemm(0, 1, N, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
 }
@@ -151,8 +150,8 @@ void gqa_op_rope_table(int64_t T, int32_t d, float base, float *cs)
 }
 
 /* Rotate every pair by +theta (sign 1) or -theta (sign -1). */
-static void rope_rotate(float *x, int64_t N, int64_t T, int32_t n_heads, int32_t d,
-                        const float *cs, float sign)
+static void rope_rotate(float *x, int64_t N, int64_t T, int32_t n_heads, int32_t d, const float *cs,
+                        float sign)
 {
     const int nt = nthreads(N * n_heads * d);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
@@ -175,8 +174,7 @@ void gqa_op_rope_fwd(float *x, int64_t N, int64_t T, int32_t n_heads, int32_t d,
     rope_rotate(x, N, T, n_heads, d, cs, 1.0f);
 }
 
-void gqa_op_rope_bwd(float *dx, int64_t N, int64_t T, int32_t n_heads, int32_t d,
-                     const float *cs)
+void gqa_op_rope_bwd(float *dx, int64_t N, int64_t T, int32_t n_heads, int32_t d, const float *cs)
 {
     rope_rotate(dx, N, T, n_heads, d, cs, -1.0f);
 }

@@ -43,8 +43,7 @@ void gqa_op_rope_table(int64_t T, int32_t d, float base, float *cs);
  * row r sits at position r % T. */
 void gqa_op_rope_fwd(float *x, int64_t N, int64_t T, int32_t n_heads, int32_t d, const float *cs);
 /* The transpose (rotation by -theta), in place on the gradient. */
-void gqa_op_rope_bwd(float *dx, int64_t N, int64_t T, int32_t n_heads, int32_t d,
-                     const float *cs);
+void gqa_op_rope_bwd(float *dx, int64_t N, int64_t T, int32_t n_heads, int32_t d, const float *cs);
 
 /* h = SiLU(g) * u over n elements. */
 void gqa_op_swiglu_fwd(const float *g, const float *u, int64_t n, float *h);

@@ -13,11 +13,11 @@
 #include "train/train_internal.h"
 
 #define CHUNK 4096
-#define PI 3.14159265358979323846
+#define PI    3.14159265358979323846
 
 struct gqa_train_optim {
     gqa_train_optim_config c;
-    int64_t n;      /* floats in m and v (the model's n_params) */
+    int64_t n; /* floats in m and v (the model's n_params) */
     float *m, *v;
     double *partial; /* one per chunk */
     int64_t step;
@@ -41,8 +41,9 @@ void gqa_train_optim_config_default(gqa_train_optim_config *c)
 static gqa_status check_config(const gqa_train_optim_config *c)
 {
     if (!(c->lr >= 0.0f && isfinite(c->lr)) || !(c->min_lr >= 0.0f && c->min_lr <= c->lr))
-        return gqa_fail(GQA_ERR_INVALID_ARG, "optimizer: lr %g / min_lr %g (need 0 <= min_lr <= "
-                                             "lr, finite)",
+        return gqa_fail(GQA_ERR_INVALID_ARG,
+                        "optimizer: lr %g / min_lr %g (need 0 <= min_lr <= "
+                        "lr, finite)",
                         (double)c->lr, (double)c->min_lr);
     if (!(c->beta1 >= 0.0f && c->beta1 < 1.0f) || !(c->beta2 >= 0.0f && c->beta2 < 1.0f))
         return gqa_fail(GQA_ERR_INVALID_ARG, "optimizer: betas %g, %g must be in [0, 1)",
@@ -136,8 +137,8 @@ gqa_status gqa_train_optim_step(gqa_train_optim *o, gqa_train_model *m, float *g
                         "was made for %lld",
                         (long long)m->n_params, (long long)o->n);
     const double norm = grad_norm(o, m->grads);
-    const float gs = o->c.clip > 0.0f && norm > (double)o->c.clip ? (float)((double)o->c.clip / norm)
-                                                                   : 1.0f;
+    const float gs =
+        o->c.clip > 0.0f && norm > (double)o->c.clip ? (float)((double)o->c.clip / norm) : 1.0f;
     const float rate = gqa_train_lr(&o->c, o->step);
     o->step++;
     const float b1 = o->c.beta1, b2 = o->c.beta2, eps = o->c.eps;

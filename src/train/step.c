@@ -12,12 +12,12 @@ gqa_status gqa_train_step(gqa_train_model *m, gqa_train_optim *o, const gqa_trai
                           float *grad_norm, float *lr)
 {
     if (!m || !o || !d || B < 1 || T < 1 || accum < 1)
-        return gqa_fail(GQA_ERR_INVALID_ARG,
-                        "gqa_train_step: bad argument (B %d, T %d, accum %d)", (int)B, (int)T,
-                        (int)accum);
+        return gqa_fail(GQA_ERR_INVALID_ARG, "gqa_train_step: bad argument (B %d, T %d, accum %d)",
+                        (int)B, (int)T, (int)accum);
     const size_t n = (size_t)B * (size_t)T;
     int32_t *tok = malloc(n * sizeof(int32_t)), *tgt = malloc(n * sizeof(int32_t));
-    gqa_status s = tok && tgt ? GQA_OK : gqa_fail(GQA_ERR_NO_MEMORY, "gqa_train_step: out of memory");
+    gqa_status s =
+        tok && tgt ? GQA_OK : gqa_fail(GQA_ERR_NO_MEMORY, "gqa_train_step: out of memory");
     const int64_t step = gqa_train_optim_steps(o);
     double sum = 0.0;
     gqa_train_model_zero_grad(m);
