@@ -229,6 +229,27 @@ static void test_determinism_resume(const gqa_train_data *d, const char *dir)
           "a missing sidecar must fail with an I/O error");
 }
 
+/* The checkpoint's tokenizer: text -> its bytes, <|endoftext|> -> 256. */
+static void check_byte_tokenizer(const gqa_model *rt)
+{
+    gqa_tokenizer *tk;
+    gqa_status st = gqa_tokenizer_from_gguf(gqa_model_gguf(rt), &tk);
+    CHECK(st == GQA_OK, "tokenizer: %s", gqa_last_error());
+    if (st == GQA_OK) {
+        const char *s = "caf\xc3\xa9 \t\n<|endoftext|>";
+        int32_t ids[64];
+        int64_t n = 0;
+        gqa_tokenize(tk, s, strlen(s), 0, ids, 64, &n);
+        int same = n == (int64_t)strlen(s);
+        for (int64_t i = 0; same && i < n; i++)
+            same = ids[i] == (unsigned char)s[i];
+        CHECK(same, "byte tokenizer: %lld ids for %zu bytes", (long long)n, strlen(s));
+        gqa_tokenize(tk, "<|endoftext|>", 13, GQA_TOKENIZE_SPECIAL, ids, 64, &n);
+        CHECK(n == 1 && ids[0] == 256, "<|endoftext|> is not id 256");
+        gqa_tokenizer_free(tk);
+    }
+}
+
 /* The checkpoint through the runtime: same logits, tokenizer of bytes. */
 static void test_runtime(const char *dir, int tied)
 {
@@ -280,23 +301,7 @@ static void test_runtime(const char *dir, int tied)
     printf("  runtime vs trainer logits (%s): max err %.3g\n", tied ? "tied, G 1" : "untied, G 2",
            emax);
     CHECK(bad == 0, "%d logits differ from the runtime's (max err %.3g)", bad, emax);
-    /* the byte tokenizer: text -> its bytes -> text */
-    gqa_tokenizer *tk;
-    st = gqa_tokenizer_from_gguf(gqa_model_gguf(rt), &tk);
-    CHECK(st == GQA_OK, "tokenizer: %s", gqa_last_error());
-    if (st == GQA_OK) {
-        const char *s = "caf\xc3\xa9 \t\n<|endoftext|>";
-        int32_t ids[64];
-        int64_t n = 0;
-        gqa_tokenize(tk, s, strlen(s), 0, ids, 64, &n);
-        int same = n == (int64_t)strlen(s);
-        for (int64_t i = 0; same && i < n; i++)
-            same = ids[i] == (unsigned char)s[i];
-        CHECK(same, "byte tokenizer: %lld ids for %zu bytes", (long long)n, strlen(s));
-        gqa_tokenize(tk, "<|endoftext|>", 13, GQA_TOKENIZE_SPECIAL, ids, 64, &n);
-        CHECK(n == 1 && ids[0] == 256, "<|endoftext|> is not id 256");
-        gqa_tokenizer_free(tk);
-    }
+    check_byte_tokenizer(rt);
     gqa_kv_cache_free(cache);
     gqa_model_free(rt);
     /* and back into the trainer: the same weights bitwise, meta intact */
