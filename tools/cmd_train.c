@@ -220,7 +220,10 @@ static void usage(FILE *f, int up)
                    "\n"
                    "Convert MODEL to G KV heads (as gqa convert) and continue training it for\n"
                    "--fraction of the steps MODEL was trained for (its gqa.train.steps, or\n"
-                   "--source-steps). Batch, sequence length and accumulation default to MODEL's.\n"
+                   "--source-steps). Batch, sequence length and accumulation default to MODEL's,\n"
+                   "the optimizer settings (lr, min lr, weight decay, clip, betas) to those in\n"
+                   "MODEL's optimizer file (MODEL.opt.gguf) when it is there; the moments start\n"
+                   "from zero and the warmup + cosine schedule spans the uptraining steps.\n"
                    "\n"
                    "  --method M           mean (default), first or random\n"
                    "  --fraction X         share of the source's steps, 0 < X <= 10 (0.05)\n"
@@ -322,6 +325,10 @@ static int parse(int argc, char **argv, run_args *a, int up)
         a->o.batch = -1; /* from the source / checkpoint / preset, resolved later */
         a->o.seq_len = -1;
         a->o.accum = -1;
+    }
+    if (up) { /* from the source's optimizer sidecar when it has one */
+        a->o.opt.lr = a->o.opt.weight_decay = a->o.opt.clip = -1.0f;
+        a->o.opt.beta1 = a->o.opt.beta2 = -1.0f;
     }
     for (int i = 1; i < argc; i++) {
         const int r = parse_one(argc, argv, &i, a);
@@ -527,6 +534,48 @@ static int convert_source(const run_args *a, gqa_train_model **m, gqa_train_meta
     return s == GQA_OK ? CLI_EXIT_OK : cli_fail(s, "uptrain: loading the converted model");
 }
 
+/* Optimizer hyper-parameters not given on the command line: the source's
+ * (its X.opt.gguf, as the GQA paper uptrains with the pre-training
+ * hyper-parameters), else the exp preset's. */
+static void inherit_optim(const run_args *a, train_opts *o, const train_opts *preset)
+{
+    gqa_train_optim_config src = preset->opt;
+    char path[4096];
+    gqa_gguf *g = NULL;
+    int from_source = gqa_train_opt_path(a->from, path, sizeof path) == GQA_OK &&
+                      access(path, R_OK) == 0 && gqa_gguf_open(path, &g) == GQA_OK;
+    float *dst[] = {&src.lr, &src.min_lr, &src.weight_decay, &src.clip, &src.beta1, &src.beta2};
+    const char *key[] = {"gqa.opt.lr",   "gqa.opt.min_lr", "gqa.opt.weight_decay",
+                         "gqa.opt.clip", "gqa.opt.beta1",  "gqa.opt.beta2"};
+    for (size_t i = 0; from_source && i < sizeof dst / sizeof dst[0]; i++)
+        from_source = gqa_gguf_get_f32(g, key[i], dst[i]) == GQA_OK;
+    gqa_gguf_close(g);
+    if (!from_source)
+        src = preset->opt;
+    const int lr_given = o->opt.lr >= 0.0f;
+    if (!lr_given) {
+        o->opt.lr = src.lr;
+        /* keep the source's min/peak ratio unless --min-lr says otherwise */
+        if (o->opt.min_lr < 0.0f && src.min_lr >= 0.0f && src.lr > 0.0f)
+            o->opt.min_lr = src.min_lr;
+    }
+    if (o->opt.weight_decay < 0.0f)
+        o->opt.weight_decay = src.weight_decay;
+    if (o->opt.clip < 0.0f)
+        o->opt.clip = src.clip;
+    if (o->opt.beta1 < 0.0f)
+        o->opt.beta1 = src.beta1;
+    if (o->opt.beta2 < 0.0f)
+        o->opt.beta2 = src.beta2;
+    if (!a->quiet)
+        fprintf(stderr,
+                "uptrain: optimizer settings %s (lr %g, min lr %g, weight decay %g, "
+                "clip %g)\n",
+                from_source ? "from the source's sidecar" : "of the exp preset", (double)o->opt.lr,
+                (double)(o->opt.min_lr < 0.0f ? o->opt.lr / 10.0f : o->opt.min_lr),
+                (double)o->opt.weight_decay, (double)o->opt.clip);
+}
+
 int cmd_uptrain(int argc, char **argv)
 {
     run_args a;
@@ -547,6 +596,7 @@ int cmd_uptrain(int argc, char **argv)
     if (rc != CLI_EXIT_OK)
         return rc;
     const int64_t source_steps = a.source_steps > 0 ? a.source_steps : src.steps;
+    const int steps_given = a.o.steps > 0;
     if (a.o.steps < 0) {
         if (source_steps <= 0) {
             cli_error("uptrain: %s does not say how many steps it was trained for "
@@ -562,6 +612,7 @@ int cmd_uptrain(int argc, char **argv)
         a.o.seed = (long long)src.seed + 1;
     gqa_train_optim *opt = NULL;
     gqa_train_data *d = NULL;
+    inherit_optim(&a, &a.o, &preset);
     if (resolve(&a, gqa_train_model_config(m), &src, &preset) < 0)
         rc = CLI_EXIT_USAGE;
     gqa_status s = GQA_OK;
@@ -571,7 +622,10 @@ int cmd_uptrain(int argc, char **argv)
         rc = open_data(&a, &d);
     if (rc == CLI_EXIT_OK) {
         const lineage ln = {source_steps, src.tokens, 0, source_steps};
-        if (!a.quiet)
+        if (!a.quiet && steps_given)
+            fprintf(stderr, "uptrain: %s -> %ld KV heads (%s), %ld steps (--steps)\n", a.from,
+                    a.kv_heads, gqa_convert_method_name(a.method), a.o.steps);
+        else if (!a.quiet)
             fprintf(stderr, "uptrain: %s -> %ld KV heads (%s), %ld steps = %g x %lld\n", a.from,
                     a.kv_heads, gqa_convert_method_name(a.method), a.o.steps, a.fraction,
                     (long long)source_steps);

@@ -59,6 +59,8 @@ check "gqa convert reads the checkpoint" '[ $? = 0 ] && grep -q "4 -> 2 KV heads
     --threads 2 --out "$work/u.gguf" --log "$work/u.csv" >"$work/out" 2>"$work/err"
 rc=$?
 check "uptrain 0.5 x 8 steps: exit 0" '[ "$rc" = 0 ] && [ -s "$work/u.gguf" ]'
+check "uptrain takes the source's optimizer settings (lr 0.003 from cfg.json)" \
+    'grep -q "from the source.s sidecar (lr 0.003, min lr 0.0003" "$work/err"'
 check "uptrain: 4 steps, 12 in the lineage" \
     'grep -q "4 steps = 0.5 x 8" "$work/err" && grep -q "(12 steps" "$work/err" &&
      [ "$(wc -l <"$work/u.csv")" = 6 ]'
