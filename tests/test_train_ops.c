@@ -8,7 +8,9 @@
  * is then ~1e-10, far below f32 rounding). Tolerance for every gradient:
  * |analytic - fd| <= 2e-5 * max|fd| + 1e-3 * |fd| - f32 rounding of sums of
  * a few hundred terms, with room for nothing else. The max error is printed.
- * Sizes are awkward (N 7, E 13, V 19, d 6 ...), 1 and 2 threads. */
+ * Sizes are awkward (N 7, E 13, V 19, d 6 ...), 1 and 2 threads. SwiGLU runs on
+ * every kernel set this CPU has (its SIMD kernels compute e^x themselves) and is
+ * also compared with the expf reference over [-100, 12]. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,6 +252,47 @@ static double glu_loss(void *vc)
     return L;
 }
 
+/* The SIMD SwiGLU of the active kernel set against the expf reference over a
+ * wide range (clamps included) and an odd length: |a - b| <= 1e-6 S + 1e-30,
+ * S the size of the output's terms (|g u| for h, |dh u| (1 + |g|) for dg,
+ * |dh g| for du). */
+static void glu_vs_ref(const char *kernel)
+{
+    const int64_t n = 10007;
+    float *g = falloc(n), *u = falloc(n), *dh = falloc(n), *o[6];
+    for (int i = 0; i < 6; i++)
+        o[i] = falloc(n);
+    for (int64_t i = 0; i < n; i++) {
+        g[i] = i < 200 ? -100.0f + (float)i : tu_rng_uniform(&rng, -12, 12);
+        u[i] = tu_rng_uniform(&rng, -2, 2);
+        dh[i] = tu_rng_uniform(&rng, -1, 1);
+    }
+    gqa_op_swiglu_fwd(g, u, n, o[0]);
+    gqa_op_swiglu_fwd_ref(g, u, n, o[1]);
+    gqa_op_swiglu_bwd(g, u, dh, n, o[2], o[3]);
+    gqa_op_swiglu_bwd_ref(g, u, dh, n, o[4], o[5]);
+    /* errors relative to the size of the terms (dg's factor 1 + g (1 - s)
+     * cancels near g = -1.28, so |b| alone would be no yardstick) */
+    double worst = 0.0;
+    int64_t bad = 0;
+    for (int k = 0; k < 3; k++) {
+        const float *a = o[k == 0 ? 0 : k + 1], *b = o[k == 0 ? 1 : k + 3];
+        for (int64_t i = 0; i < n; i++) {
+            const double gi = fabs((double)g[i]), ui = fabs((double)u[i]), di = fabs((double)dh[i]);
+            const double S = k == 0 ? gi * ui : k == 1 ? di * ui * (1.0 + gi) : di * gi;
+            const double e = fabs((double)a[i] - (double)b[i]);
+            worst = fmax(worst, e / (S + 1e-30));
+            bad += !(e <= 1e-6 * S + 1e-30);
+        }
+    }
+    CHECK(bad == 0, "swiglu %s vs the expf reference: %lld values off (max rel %.3g)", kernel,
+          (long long)bad, worst);
+    printf("  swiglu %-8s vs expf reference: max err %.2e of the terms' size\n", kernel, worst);
+    free(g), free(u), free(dh);
+    for (int i = 0; i < 6; i++)
+        free(o[i]);
+}
+
 static void test_swiglu(void)
 {
     const int64_t n = 3 * 17;
@@ -259,14 +302,25 @@ static void test_swiglu(void)
     fill2(g, c.g, n, -6, 6);
     fill2(u, c.u, n, -2, 2);
     fill2(R, c.R, n, -1, 1);
-    gqa_op_swiglu_fwd(g, u, n, h);
-    double worst = 0.0;
-    for (int64_t i = 0; i < n; i++)
-        worst = fmax(worst, fabs((double)h[i] - c.g[i] / (1.0 + exp(-c.g[i])) * c.u[i]));
-    CHECK(worst < 1e-5, "swiglu forward error %.3g", worst);
-    gqa_op_swiglu_bwd(g, u, R, n, dg, du);
-    fd_check("swiglu d/dgate", glu_loss, &c, c.g, n, dg);
-    fd_check("swiglu d/dup", glu_loss, &c, c.u, n, du);
+    static const char *const sets[] = {"avx512", "avx2", "scalar"};
+    const char *dflt = gqa_kernel_name(); /* a static string */
+    for (int k = 0; k < 3; k++) {
+        if (tu_select_kernel(sets[k]) != 1)
+            continue;
+        gqa_op_swiglu_fwd(g, u, n, h);
+        double worst = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            worst = fmax(worst, fabs((double)h[i] - c.g[i] / (1.0 + exp(-c.g[i])) * c.u[i]));
+        CHECK(worst < 1e-5, "swiglu %s forward error %.3g", sets[k], worst);
+        gqa_op_swiglu_bwd(g, u, R, n, dg, du);
+        char what[48];
+        snprintf(what, sizeof what, "swiglu %s d/dgate", sets[k]);
+        fd_check(what, glu_loss, &c, c.g, n, dg);
+        snprintf(what, sizeof what, "swiglu %s d/dup", sets[k]);
+        fd_check(what, glu_loss, &c, c.u, n, du);
+        glu_vs_ref(sets[k]);
+    }
+    gqa_set_kernel(dflt);
     free(c.g), free(c.u), free(c.R), free(g), free(u), free(R), free(h), free(dg), free(du);
 }
 

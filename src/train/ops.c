@@ -10,6 +10,10 @@
 
 #include "core/internal.h"
 #include "train/gemm.h"
+#include "train/glu_simd.h"
+
+/* Elements per SwiGLU work item. */
+#define GLU_CHUNK 4096
 
 /* Columns of the RMSNorm weight gradient per work item. */
 #define DW_BLOCK 32
@@ -179,19 +183,16 @@ void gqa_op_rope_bwd(float *dx, int64_t N, int64_t T, int32_t n_heads, int32_t d
     rope_rotate(dx, N, T, n_heads, d, cs, -1.0f);
 }
 
-void gqa_op_swiglu_fwd(const float *g, const float *u, int64_t n, float *h)
+/* The scalar SwiGLU kernels: the runtime's formula with libm's expf. */
+static void glu_fwd_scalar(const float *g, const float *u, int64_t n, float *h)
 {
-    const int nt = nthreads(n);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int64_t i = 0; i < n; i++)
-        h[i] = g[i] / (1.0f + expf(-g[i])) * u[i]; /* as the runtime writes it */
+        h[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-void gqa_op_swiglu_bwd(const float *g, const float *u, const float *dh, int64_t n, float *dg,
-                       float *du)
+static void glu_bwd_scalar(const float *g, const float *u, const float *dh, int64_t n, float *dg,
+                           float *du)
 {
-    const int nt = nthreads(n);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int64_t i = 0; i < n; i++) {
         const float s = 1.0f / (1.0f + expf(-g[i]));
         const float silu = g[i] * s;
@@ -199,6 +200,63 @@ void gqa_op_swiglu_bwd(const float *g, const float *u, const float *dh, int64_t 
         dg[i] = d * u[i] * s * (1.0f + g[i] * (1.0f - s));
         du[i] = d * silu;
     }
+}
+
+/* The SwiGLU kernels of the active kernel set (glu_simd.h). */
+static void glu_kernels(gqa_glu_fwd_fn *f, gqa_glu_bwd_fn *b)
+{
+    *f = glu_fwd_scalar;
+    *b = glu_bwd_scalar;
+#if defined(__x86_64__) || defined(_M_X64)
+    const char *k = gqa_kernel_name();
+    if (!strcmp(k, "avx512")) {
+        *f = gqa_glu_fwd_avx512;
+        *b = gqa_glu_bwd_avx512;
+    } else if (!strcmp(k, "avx2")) {
+        *f = gqa_glu_fwd_avx2;
+        *b = gqa_glu_bwd_avx2;
+    }
+#endif
+}
+
+void gqa_op_swiglu_fwd(const float *g, const float *u, int64_t n, float *h)
+{
+    gqa_glu_fwd_fn f;
+    gqa_glu_bwd_fn b;
+    glu_kernels(&f, &b);
+    const int64_t nc = (n + GLU_CHUNK - 1) / GLU_CHUNK;
+    const int nt = nthreads(n);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t c = 0; c < nc; c++) {
+        const int64_t o = c * GLU_CHUNK, len = n - o < GLU_CHUNK ? n - o : GLU_CHUNK;
+        f(g + o, u + o, len, h + o);
+    }
+}
+
+void gqa_op_swiglu_bwd(const float *g, const float *u, const float *dh, int64_t n, float *dg,
+                       float *du)
+{
+    gqa_glu_fwd_fn f;
+    gqa_glu_bwd_fn b;
+    glu_kernels(&f, &b);
+    const int64_t nc = (n + GLU_CHUNK - 1) / GLU_CHUNK;
+    const int nt = nthreads(n);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t c = 0; c < nc; c++) {
+        const int64_t o = c * GLU_CHUNK, len = n - o < GLU_CHUNK ? n - o : GLU_CHUNK;
+        b(g + o, u + o, dh + o, len, dg + o, du + o);
+    }
+}
+
+void gqa_op_swiglu_fwd_ref(const float *g, const float *u, int64_t n, float *h)
+{
+    glu_fwd_scalar(g, u, n, h);
+}
+
+void gqa_op_swiglu_bwd_ref(const float *g, const float *u, const float *dh, int64_t n, float *dg,
+                           float *du)
+{
+    glu_bwd_scalar(g, u, dh, n, dg, du);
 }
 
 void gqa_op_ce_fwd(const float *logits, const int32_t *targets, int64_t N, int64_t V, float *lse,

@@ -45,11 +45,16 @@ void gqa_op_rope_fwd(float *x, int64_t N, int64_t T, int32_t n_heads, int32_t d,
 /* The transpose (rotation by -theta), in place on the gradient. */
 void gqa_op_rope_bwd(float *dx, int64_t N, int64_t T, int32_t n_heads, int32_t d, const float *cs);
 
-/* h = SiLU(g) * u over n elements. */
+/* h = SiLU(g) * u over n elements, with the active kernel set's SIMD kernel
+ * (glu_simd.h; scalar and ref use expf). */
 void gqa_op_swiglu_fwd(const float *g, const float *u, int64_t n, float *h);
 /* dg, du from dh (overwrite). */
 void gqa_op_swiglu_bwd(const float *g, const float *u, const float *dh, int64_t n, float *dg,
                        float *du);
+/* The same with libm's expf, one thread (the reference of the SIMD kernels). */
+void gqa_op_swiglu_fwd_ref(const float *g, const float *u, int64_t n, float *h);
+void gqa_op_swiglu_bwd_ref(const float *g, const float *u, const float *dh, int64_t n, float *dg,
+                           float *du);
 
 /* Cross-entropy of N rows of V logits against targets: lse[t] = log sum
  * exp(logits[t]) and loss[t] = lse[t] - logits[t][target[t]] (written). */
