@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""plot_serving.py - the plot and the Markdown table of bench/serving.sh.
+
+  plot_serving.py RESULTS.csv --png OUT.png [--table OUT.md] [--title TEXT]
+
+RESULTS.csv holds the rows bench/serve_load.py appends (one per model label and
+client count). The PNG has four panels against the number of clients: sustained
+concurrent sequences (mean of the server's active-sequence gauge over the
+window, the band reaching up to its max), aggregate generation tokens/s,
+request latency p50/p99 and time to first token p50/p99, one colour per label.
+The table lists the same numbers and, when there are exactly two labels, the
+ratio of the first to the second at each client count.
+"""
+import argparse
+import csv
+import math
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+
+def num(x):
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def load(path):
+    rows = {}
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            rows.setdefault(r["label"], []).append({k: (v if k == "label" else num(v))
+                                                    for k, v in r.items()})
+    if not rows:
+        sys.exit(f"plot_serving: no rows in {path}")
+    for v in rows.values():
+        v.sort(key=lambda r: r["clients"])
+    return rows
+
+
+def col(rs, key):
+    return [r[key] for r in rs]
+
+
+def plot(rows, png, title):
+    fig, ax = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
+    for i, (label, rs) in enumerate(rows.items()):
+        c = f"C{i}"
+        x = col(rs, "clients")
+        a = ax[0][0]
+        a.plot(x, col(rs, "active_mean"), "o-", color=c, label=f"{label} mean")
+        a.fill_between(x, col(rs, "active_mean"), col(rs, "active_max"), color=c, alpha=0.15)
+        a.plot(x, col(rs, "active_max"), "^:", color=c, label=f"{label} max")
+        ax[0][1].plot(x, col(rs, "gen_tok_s"), "o-", color=c, label=label)
+        ax[1][0].plot(x, col(rs, "lat_p50_s"), "o-", color=c, label=f"{label} p50")
+        ax[1][0].plot(x, col(rs, "lat_p99_s"), "s--", color=c, label=f"{label} p99")
+        ax[1][1].plot(x, col(rs, "ttft_p50_s"), "o-", color=c, label=f"{label} p50")
+        ax[1][1].plot(x, col(rs, "ttft_p99_s"), "s--", color=c, label=f"{label} p99")
+    names = [("sustained concurrent sequences", "active sequences"),
+             ("aggregate generation throughput", "tokens/s"),
+             ("request latency", "seconds"), ("time to first token", "seconds")]
+    xs = sorted({r["clients"] for rs in rows.values() for r in rs})
+    for a, (t, y) in zip(ax.flat, names):
+        a.set_title(t)
+        a.set_ylabel(y)
+        a.set_xlabel("concurrent clients")
+        a.set_xscale("log", base=2)
+        a.set_xticks(xs, [str(int(v)) for v in xs])
+        a.grid(True, alpha=0.3)
+        a.legend(fontsize=8)
+    ax[0][0].set_ylim(bottom=0)
+    ax[0][1].set_ylim(bottom=0)
+    for a in (ax[1][0], ax[1][1]):
+        a.set_yscale("log")
+        a.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        a.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.savefig(png, dpi=100)
+
+
+def fmt(v, digits=2):
+    return "-" if math.isnan(v) else f"{v:.{digits}f}"
+
+
+def table(rows):
+    lines = ["| model | clients | active mean / max | KV blocks used max / total | gen tok/s "
+             "| latency p50 / p99 s | TTFT p50 / p99 s | requests | 429 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for label, rs in rows.items():
+        for r in rs:
+            lines.append(
+                f"| {label} | {int(r['clients'])} | {fmt(r['active_mean'], 1)} / "
+                f"{fmt(r['active_max'], 0)} | {fmt(r['kv_used_max'], 0)} / "
+                f"{fmt(r['kv_total'], 0)} | {fmt(r['gen_tok_s'], 1)} | {fmt(r['lat_p50_s'])} / "
+                f"{fmt(r['lat_p99_s'])} | {fmt(r['ttft_p50_s'])} / {fmt(r['ttft_p99_s'])} | "
+                f"{int(r['requests_ok'])} | {int(r['n_429'])} |")
+    if len(rows) == 2:
+        (la, ra), (lb, rb) = rows.items()
+        byc = {r["clients"]: r for r in rb}
+        lines += ["", f"| clients | active mean {la} / {lb} | gen tok/s {la} / {lb} "
+                  f"| latency p50 {lb} / {la} |", "|---|---|---|---|"]
+        for r in ra:
+            o = byc.get(r["clients"])
+            if o is None:
+                continue
+
+            def ratio(a, b):
+                return fmt(a / b) + "x" if b and not math.isnan(a) and not math.isnan(b) else "-"
+            lines.append(f"| {int(r['clients'])} | {ratio(r['active_mean'], o['active_mean'])} | "
+                         f"{ratio(r['gen_tok_s'], o['gen_tok_s'])} | "
+                         f"{ratio(o['lat_p50_s'], r['lat_p50_s'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("csv")
+    p.add_argument("--png", required=True)
+    p.add_argument("--table", default="")
+    p.add_argument("--title", default="")
+    a = p.parse_args()
+    rows = load(a.csv)
+    plot(rows, a.png, a.title)
+    t = table(rows)
+    if a.table:
+        with open(a.table, "w") as f:
+            f.write(t)
+    sys.stdout.write(t)
+
+
+if __name__ == "__main__":
+    main()
