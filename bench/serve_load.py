@@ -25,7 +25,8 @@ the next C. Measured, per C:
   n_429          answers 429 (the client honours Retry-After, capped at 2 s)
   active_*,      GET /metrics sampled every --metrics-interval s inside the
   queued_*,      window: max and mean of the active-sequence gauge ("sustained
-  kv_used_*      concurrent sequences"), the queued gauge and KV blocks used
+  kv_used_*,     concurrent sequences"), the queued gauge, KV blocks used and
+  kv_reserved_*  KV blocks reserved by the admitted requests
 
 One CSV row per C is appended to --csv (header written when the file is new),
 and each completion's text is hashed per prompt into --outputs (JSON), so two
@@ -74,6 +75,7 @@ METRIC_DEFAULTS = {
     "queued": "gqa_sequences_queued",
     "kv_used": "gqa_kv_blocks_used",
     "kv_total": "gqa_kv_blocks_total",
+    "kv_reserved": "gqa_kv_blocks_reserved",
     "gen_tokens": "gqa_generation_tokens_total",
 }
 
@@ -81,7 +83,7 @@ CSV_FIELDS = [
     "label", "clients", "max_tokens", "window_s", "requests_ok", "n_429", "n_err",
     "gen_tokens", "gen_tok_s", "client_tok_s", "lat_p50_s", "lat_p99_s", "ttft_p50_s", "ttft_p99_s",
     "active_max", "active_mean", "queued_max", "queued_mean", "kv_used_max",
-    "kv_used_mean", "kv_total", "metric_samples", "load1_before", "load1_after",
+    "kv_used_mean", "kv_reserved_max", "kv_reserved_mean", "kv_total", "metric_samples", "load1_before", "load1_after",
 ]
 
 _SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
@@ -228,7 +230,8 @@ def summarize(run, label, load_before):
     def series(key):
         return [s[key] for _, s in run.samples if s.get(key) is not None]
 
-    act, que, kv, kvt = (series(k) for k in ("active", "queued", "kv_used", "kv_total"))
+    act, que, kv, kvr, kvt = (series(k) for k in
+                              ("active", "queued", "kv_used", "kv_reserved", "kv_total"))
     window = run.w1 - run.w0
     client_tps = run.tokens_in_window / window
     # The server's generated-token counter between the first and the last
@@ -251,7 +254,8 @@ def summarize(run, label, load_before):
         "active_max": max(act, default=math.nan), "active_mean": round(mean(act), 2),
         "queued_max": max(que, default=math.nan), "queued_mean": round(mean(que), 2),
         "kv_used_max": max(kv, default=math.nan), "kv_used_mean": round(mean(kv), 1),
-        "kv_total": max(kvt, default=math.nan), "metric_samples": len(run.samples),
+        "kv_reserved_max": max(kvr, default=math.nan),
+        "kv_reserved_mean": round(mean(kvr), 1), "kv_total": max(kvt, default=math.nan), "metric_samples": len(run.samples),
         "load1_before": load_before, "load1_after": load1(),
     }
 

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# serving.sh - the measurement of docs/serving.md: `gqa serve` with one fixed KV
+# budget, SmolLM2-135M as shipped (G = 3 KV heads) against its MHA twin (G = 9,
+# `gqa convert --method repeat`, the same function), under a closed-loop load
+# of 1..32 clients (bench/serve_load.py, the official `openai` client).
+#
+#   bash bench/serving.sh
+#
+# Builds gqa, fetches the model (scripts/fetch_model.sh), sets up .venv-bench
+# (bench/serving_setup.sh), converts, then for each model starts the server on
+# a free port of 127.0.0.1, runs the load at each client count and stops the
+# server with SIGTERM. Writes bench/out/serving/ (gitignored): serving.csv (one
+# row per model and client count), outputs-{gqa,mha}.json (hashes of the
+# completions: the two models must agree), serving.md (the table),
+# serving.png and the server logs; copies the plot to docs/serving.png.
+# About 12 minutes.
+#
+# The server gets ONE forward-pass thread by default: on a 2-core machine the
+# other core runs the HTTP threads and the load generator, which would
+# otherwise keep descheduling one of two OpenMP threads (each step then waits
+# at a barrier for it); run it on an otherwise idle machine all the same.
+#
+# Environment (defaults in brackets):
+#   KV_BUDGET [64MiB]  KV_TYPE [f16]  CLIENTS [1,2,4,8,16,32]  MAX_TOKENS [128]
+#   DURATION [30] (measured seconds per client count)  WARMUP [5]
+#   THREADS [1] (forward-pass threads of the server)  GQA_BUILD_DIR [build]
+#   MAX_QUEUE [64] (server queue; above the largest client count, so no 429)
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+out=$root/bench/out/serving
+build=${GQA_BUILD_DIR:-build}
+kv_budget=${KV_BUDGET:-64MiB}
+kv_type=${KV_TYPE:-f16}
+clients=${CLIENTS:-1,2,4,8,16,32}
+max_tokens=${MAX_TOKENS:-128}
+duration=${DURATION:-30}
+warmup=${WARMUP:-5}
+threads=${THREADS:-1}
+max_queue=${MAX_QUEUE:-64}
+url=
+
+say() { printf 'serving.sh: %s\n' "$*" >&2; }
+die() { printf 'serving.sh: error: %s\n' "$*" >&2; exit 1; }
+
+bash "$root/scripts/setup_deps.sh" >&2
+bash "$root/bench/serving_setup.sh" >&2
+py=$root/.venv-bench/bin/python
+model=$(bash "$root/scripts/fetch_model.sh" | tail -n 1)
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DGQA_SANITIZE=OFF >/dev/null
+cmake --build "$build" -j "$(nproc)" --target gqa >/dev/null
+gqa=$(cd "$build" && pwd)/gqa
+mkdir -p "$out"
+rm -f "$out/serving.csv"
+
+mha=$out/$(basename "${model%.gguf}")-mha.gguf
+"$gqa" convert "$model" "$mha" --kv-heads 9 --method repeat --quiet
+
+server_pid=
+stop_server() {
+    [ -n "$server_pid" ] || return 0
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 100); do # 10 s for a graceful exit, then SIGKILL
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$server_pid" 2>/dev/null; then
+        say "server did not stop within 10 s of SIGTERM; killing it"
+        kill -KILL "$server_pid" 2>/dev/null || true
+    fi
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+}
+trap stop_server EXIT
+
+serve() { # LABEL MODEL-FILE: start the server on a free loopback port, set $url
+    local log=$out/server-$1.log line
+    "$gqa" serve -m "$2" --host 127.0.0.1 --port 0 --kv-budget "$kv_budget" \
+        --kv-type "$kv_type" --threads "$threads" --max-queue "$max_queue" >"$log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 300); do # up to 30 s to load and listen
+        kill -0 "$server_pid" 2>/dev/null || die "gqa serve exited at start; see $log"
+        line=$(grep -m 1 'listening on http://' "$log" || true)
+        if [ -n "$line" ]; then
+            url=$(sed -E 's#.*listening on (http://[0-9.]+:[0-9]+).*#\1#' <<<"$line")
+            say "$1: $line"
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "gqa serve did not say where it listens within 30 s; see $log"
+}
+
+load() { # LABEL
+    "$py" "$root/bench/serve_load.py" --url "$url" --label "$1" --clients "$clients" \
+        --duration "$duration" --warmup "$warmup" --max-tokens "$max_tokens" \
+        --csv "$out/serving.csv" --outputs "$out/outputs-$1.json"
+}
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+started=$(date -u '+%Y-%m-%d %H:%M UTC')
+say "start $started on $(nproc) x $cpu; load $(cut -d' ' -f1-3 /proc/loadavg)"
+status=0
+for pair in "gqa:$model" "mha:$mha"; do
+    label=${pair%%:*}
+    serve "$label" "${pair#*:}"
+    load "$label" || status=1
+    stop_server
+done
+finished=$(date -u '+%H:%M UTC')
+say "done $finished; load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Greedy decoding of the same function: every prompt must have had one
+# completion, the same on both servers, whatever the batching did.
+same=$("$py" - "$out/outputs-gqa.json" "$out/outputs-mha.json" <<'EOF'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+common = sorted(set(a) & set(b), key=int)
+multi = [k for k in common if len(a[k]) != 1 or len(b[k]) != 1]
+diff = [k for k in common if a[k] != b[k]]
+print(f"{len(common)} prompts on both servers: {len(common) - len(diff)} same completion, "
+      f"{len(diff)} differ; {len(multi)} prompts had more than one completion on one server")
+sys.exit(1 if diff or multi or not common else 0)
+EOF
+) || status=1
+say "$same"
+"$py" "$root/bench/plot_serving.py" "$out/serving.csv" --png "$out/serving.png" \
+    --table "$out/serving.md" --title "gqa serve, SmolLM2-135M Q4_1: GQA (G=3) vs MHA twin (G=9), \
+KV budget $kv_budget $kv_type, max_tokens $max_tokens, $threads threads; $started"
+printf '\n%s - %s, %s x %s; %s\n' "$started" "$finished" "$(nproc)" "$cpu" "$same" \
+    >>"$out/serving.md"
+cp "$out/serving.png" "$root/docs/serving.png"
+exit "$status"
