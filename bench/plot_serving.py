@@ -20,7 +20,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 
 
 def num(x):
@@ -77,6 +77,7 @@ def plot(rows, png, title):
     ax[0][1].set_ylim(bottom=0)
     for a in (ax[1][0], ax[1][1]):
         a.set_yscale("log")
+        a.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         a.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         a.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     if title:

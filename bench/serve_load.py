@@ -29,7 +29,8 @@ the next C. Measured, per C:
   kv_reserved_*  KV blocks reserved by the admitted requests
 
 One CSV row per C is appended to --csv (header written when the file is new),
-and each completion's text is hashed per prompt into --outputs (JSON), so two
+and each completion's text is hashed per prompt into --outputs (JSON: the
+hashes of every distinct completion and the first one's text), so two
 runs that must compute the same function (a GQA model and its MHA twin) can be
 compared. Everything is bounded: --max-requests per run, --timeout per request,
 and the whole run by the window plus the drain. Only --url is contacted.
@@ -139,6 +140,7 @@ class Run:
         self.errors = []
         self.samples = []  # (t, {metric: value})
         self.outputs = {}  # prompt index -> set of sha256 of the completion text
+        self.texts = {}  # prompt index -> the first completion text
 
 
 async def one_request(run, client, model, prompt_i):
@@ -175,8 +177,9 @@ async def one_request(run, client, model, prompt_i):
         return 0.2
     t_end = time.monotonic()
     run.n_ok += 1
-    run.outputs.setdefault(prompt_i, set()).add(
-        hashlib.sha256("".join(text).encode()).hexdigest()[:16])
+    text = "".join(text)
+    run.outputs.setdefault(prompt_i, set()).add(hashlib.sha256(text.encode()).hexdigest()[:16])
+    run.texts.setdefault(prompt_i, text)
     # A chunk may carry several tokens (the server sends what is ready), so the
     # client's count spreads the request's usage.completion_tokens over its
     # chunks by their bytes; without usage it counts one token per chunk.
@@ -334,7 +337,7 @@ async def main_async(args):
             base_url=base + "/v1", api_key=args.api_key or "none", max_retries=0,
             http_client=httpx.AsyncClient(limits=limits, timeout=args.timeout)) as client:
         model = await resolve_model(args, http)
-        all_outputs = {}
+        all_outputs, texts = {}, {}
         failed = False
         for c in args.clients:
             run, row = await one_run(args, client, http, model, c)
@@ -343,11 +346,12 @@ async def main_async(args):
                 write_csv(args.csv, row)
             for k, v in run.outputs.items():
                 all_outputs.setdefault(k, set()).update(v)
+                texts.setdefault(k, run.texts[k])
             failed |= run.n_err > 0 or row["requests_ok"] == 0
         if args.outputs:
             with open(args.outputs, "w") as f:
-                json.dump({str(k): sorted(v) for k, v in sorted(all_outputs.items())}, f,
-                          indent=1)
+                json.dump({str(k): {"prompt": PROMPTS[k], "sha256": sorted(v), "text": texts[k]}
+                           for k, v in sorted(all_outputs.items())}, f, indent=1)
         return 1 if failed else 0
 
 

@@ -111,23 +111,32 @@ done
 finished=$(date -u '+%H:%M UTC')
 say "done $finished; load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# Greedy decoding of the same function: every prompt must have had one
-# completion, the same on both servers, whatever the batching did.
+# Greedy decoding: each prompt must have had one completion on each server,
+# whatever the batching did (a failure). The two models compute the same
+# function but not in the same floating-point order (grouped vs per-head
+# attention), so a near-tie may tip a greedy choice: reported, with where.
 same=$("$py" - "$out/outputs-gqa.json" "$out/outputs-mha.json" <<'EOF'
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 common = sorted(set(a) & set(b), key=int)
-multi = [k for k in common if len(a[k]) != 1 or len(b[k]) != 1]
-diff = [k for k in common if a[k] != b[k]]
-print(f"{len(common)} prompts on both servers: {len(common) - len(diff)} same completion, "
-      f"{len(diff)} differ; {len(multi)} prompts had more than one completion on one server")
-sys.exit(1 if diff or multi or not common else 0)
+multi = [k for k in common if len(a[k]["sha256"]) != 1 or len(b[k]["sha256"]) != 1]
+diff = [k for k in common if a[k]["sha256"] != b[k]["sha256"]]
+where = []
+for k in diff:
+    x, y = a[k]["text"], b[k]["text"]
+    i = next((j for j in range(min(len(x), len(y))) if x[j] != y[j]), min(len(x), len(y)))
+    where.append(f"prompt {k} from character {i}: {x[max(0, i - 20):i + 20]!r} vs "
+                 f"{y[max(0, i - 20):i + 20]!r}")
+print(f"{len(common)} prompts on both servers: {len(common) - len(diff)} same greedy completion "
+      f"on GQA and MHA, {len(diff)} differ{' (' + '; '.join(where) + ')' if where else ''}; "
+      f"{len(multi)} prompts had more than one completion on one server")
+sys.exit(1 if multi or not common else 0)
 EOF
 ) || status=1
 say "$same"
 "$py" "$root/bench/plot_serving.py" "$out/serving.csv" --png "$out/serving.png" \
     --table "$out/serving.md" --title "gqa serve, SmolLM2-135M Q4_1: GQA (G=3) vs MHA twin (G=9), \
-KV budget $kv_budget $kv_type, max_tokens $max_tokens, $threads threads; $started"
+KV budget $kv_budget $kv_type, max_tokens $max_tokens, server threads $threads; $started"
 printf '\n%s - %s, %s x %s; %s\n' "$started" "$finished" "$(nproc)" "$cpu" "$same" \
     >>"$out/serving.md"
 cp "$out/serving.png" "$root/docs/serving.png"
