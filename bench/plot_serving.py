@@ -8,7 +8,7 @@ client count). The PNG has four panels against the number of clients: sustained
 concurrent sequences (mean of the server's active-sequence gauge over the
 window, the band reaching up to its max), aggregate generation tokens/s,
 request latency p50/p99 and time to first token p50/p99, one colour per label.
-The table lists the same numbers and, when there are exactly two labels, the
+The table lists the same numbers, the mean time of one batched step, and, when there are exactly two labels, the
 ratio of the first to the second at each client count.
 """
 import argparse
@@ -91,14 +91,15 @@ def fmt(v, digits=2):
 
 def table(rows):
     lines = ["| model | clients | active mean / max | KV blocks used max / total | gen tok/s "
-             "| latency p50 / p99 s | TTFT p50 / p99 s | requests | 429 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| step ms | latency p50 / p99 s | TTFT p50 / p99 s | requests | 429 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for label, rs in rows.items():
         for r in rs:
             lines.append(
                 f"| {label} | {int(r['clients'])} | {fmt(r['active_mean'], 1)} / "
                 f"{fmt(r['active_max'], 0)} | {fmt(r['kv_used_max'], 0)} / "
-                f"{fmt(r['kv_total'], 0)} | {fmt(r['gen_tok_s'], 1)} | {fmt(r['lat_p50_s'])} / "
+                f"{fmt(r['kv_total'], 0)} | {fmt(r['gen_tok_s'], 1)} | "
+                f"{fmt(r.get('step_ms', math.nan), 1)} | {fmt(r['lat_p50_s'])} / "
                 f"{fmt(r['lat_p99_s'])} | {fmt(r['ttft_p50_s'])} / {fmt(r['ttft_p99_s'])} | "
                 f"{int(r['requests_ok'])} | {int(r['n_429'])} |")
     if len(rows) == 2:

@@ -16,6 +16,9 @@ the next C. Measured, per C:
   gen_tok_s      aggregate generation tokens/s: the server's generated-token
                  counter (--metric-gen-tokens) over the window, from the first
                  to the last /metrics sample in it
+  step_ms        mean time of one scheduler step (one batched forward pass):
+                 the window over the server's step counter (--metric-steps);
+                 tokens_per_step = gen_tok_s * step_ms
   client_tok_s   the client's own count: each completion's usage tokens spread
                  over its stream chunks by bytes, those arriving in the window,
                  divided by the window's length (a check of gen_tok_s)
@@ -78,11 +81,12 @@ METRIC_DEFAULTS = {
     "kv_total": "gqa_kv_blocks_total",
     "kv_reserved": "gqa_kv_blocks_reserved",
     "gen_tokens": "gqa_generation_tokens_total",
+    "steps": "gqa_steps_total",
 }
 
 CSV_FIELDS = [
     "label", "clients", "max_tokens", "window_s", "requests_ok", "n_429", "n_err",
-    "gen_tokens", "gen_tok_s", "client_tok_s", "lat_p50_s", "lat_p99_s", "ttft_p50_s", "ttft_p99_s",
+    "gen_tokens", "gen_tok_s", "client_tok_s", "step_ms", "tokens_per_step", "lat_p50_s", "lat_p99_s", "ttft_p50_s", "ttft_p99_s",
     "active_max", "active_mean", "queued_max", "queued_mean", "kv_used_max",
     "kv_used_mean", "kv_reserved_max", "kv_reserved_mean", "kv_total", "metric_samples", "load1_before", "load1_after",
 ]
@@ -239,17 +243,26 @@ def summarize(run, label, load_before):
     client_tps = run.tokens_in_window / window
     # The server's generated-token counter between the first and the last
     # sample of the window; the client's estimate when there is no counter.
-    gen = [(t, s["gen_tokens"]) for t, s in run.samples if s.get("gen_tokens") is not None]
-    if len(gen) >= 2 and gen[-1][0] > gen[0][0]:
-        server_tokens = gen[-1][1] - gen[0][1]
-        server_tps = server_tokens / (gen[-1][0] - gen[0][0])
-    else:
+    def delta(key):
+        v = [(t, s[key]) for t, s in run.samples if s.get(key) is not None]
+        if len(v) >= 2 and v[-1][0] > v[0][0]:
+            return v[-1][1] - v[0][1], v[-1][0] - v[0][0]
+        return math.nan, math.nan
+
+    server_tokens, dt = delta("gen_tokens")
+    server_tps = server_tokens / dt if dt == dt else math.nan
+    if math.isnan(server_tps):
         server_tokens, server_tps = run.tokens_in_window, client_tps
+    # Mean time of one scheduler step (one batched forward pass) in the window.
+    steps, dts = delta("steps")
+    step_ms = 1000.0 * dts / steps if steps and steps == steps else math.nan
     return {
         "label": label, "clients": run.clients, "max_tokens": run.args.max_tokens,
         "window_s": round(window, 2), "requests_ok": run.n_ok, "n_429": run.n_429,
         "n_err": run.n_err, "gen_tokens": round(server_tokens),
         "gen_tok_s": round(server_tps, 2), "client_tok_s": round(client_tps, 2),
+        "step_ms": round(step_ms, 2),
+        "tokens_per_step": round(server_tps * step_ms / 1000.0, 2),
         "lat_p50_s": round(percentile(run.latencies, 50), 4),
         "lat_p99_s": round(percentile(run.latencies, 99), 4),
         "ttft_p50_s": round(percentile(run.ttfts, 50), 4),
@@ -321,7 +334,7 @@ def write_csv(path, row):
 def report(row, run):
     print(f"{row['label']:>6} C={row['clients']:<3} ok {row['requests_ok']:<4} "
           f"429 {row['n_429']:<4} err {row['n_err']:<3} {row['gen_tok_s']:7.1f} tok/s "
-          f"(client {row['client_tok_s']:7.1f})  "
+          f"(client {row['client_tok_s']:7.1f}) step {row['step_ms']:.1f} ms  "
           f"lat p50 {row['lat_p50_s']:.2f} p99 {row['lat_p99_s']:.2f} s  "
           f"ttft p50 {row['ttft_p50_s']:.2f} s  active max {row['active_max']} "
           f"mean {row['active_mean']}  kv {row['kv_used_max']}/{row['kv_total']}  "
