@@ -54,17 +54,18 @@ import openai
 
 # Fixed prompts: plain text for the completions endpoint, distinct from their
 # first token on (no shared prefix, so prefix sharing does not blur the KV
-# accounting), each a few dozen tokens long.
+# accounting), 10 to 15 tokens each with SmolLM2's tokenizer: with
+# max_tokens 128 every request reserves the same ceil(143 / 16) = 9 blocks.
 PROMPTS = [
     "The history of the printing press begins in the fifteenth century, when",
-    "To bake a simple loaf of bread at home, you will need flour, water, salt and",
+    "To bake a loaf of bread at home, you need flour, water and",
     "In mathematics, a prime number is a natural number greater than one that",
-    "Once upon a time, in a small village at the edge of a great forest, there lived",
+    "Once upon a time, in a village at the edge of a forest,",
     "Photosynthesis is the process by which green plants use sunlight to",
     "A good software engineer writes code that is easy to read because",
     "The ocean covers most of the surface of our planet, and its deepest parts",
     "Learning a second language as an adult can be difficult, but the best way",
-    "Mount Everest, the highest mountain on Earth, was first climbed in 1953 by",
+    "Mount Everest, the highest mountain on Earth, was first climbed by",
     "Rain forms when water vapour in the atmosphere cools and condenses into",
     "The human heart has four chambers, and its job is to pump blood",
     "When you travel by train across Europe, one of the pleasures is",
