@@ -26,39 +26,40 @@ typedef struct serve_options {
 
 static void usage(FILE *f)
 {
-    fprintf(
-        f, "usage: gqa serve [-m MODEL] [options]\n"
-           "\n"
-           "Serve the model over HTTP with the OpenAI API: POST /v1/completions and\n"
-           "/v1/chat/completions (\"stream\": true for server-sent events), GET /v1/models,\n"
-           "/health and /metrics (Prometheus). Requests share one KV budget; every step\n"
-           "runs one batched forward pass over all active sequences. SIGINT or SIGTERM\n"
-           "stops admitting, lets running requests finish (up to --shutdown-grace) and exits.\n"
-           "\n"
-           "  -m, --model FILE        GGUF model (default: SmolLM2-135M-Instruct, as gqa run)\n"
-           "  --host ADDR             address to bind (default 127.0.0.1, loopback only)\n"
-           "  --port N                TCP port; 0 picks a free one (default 8080). The\n"
-           "                          first line on stdout says where it listens\n"
-           "  --kv-budget SIZE        KV cache memory for all requests (default 2GiB)\n"
-           "  --kv-type T             f16 (default), q8_0, bf16, f32\n"
-           "  --block-tokens N        tokens per KV block (default 16)\n"
-           "  --ctx N                 most tokens (prompt + reply) per request (default: the\n"
-           "                          model's training context)\n"
-           "  --max-tokens N          reply length when a request sets none (default 256)\n"
-           "  --max-queue N           requests waiting for room; beyond: 429 (default 64)\n"
-           "  --max-active N          requests generating at once; 0 = KV budget only (default)\n"
-           "  --prefill-chunk N       prompt tokens per step, all requests together (default 128)\n"
-           "  --prefix-cache N        finished sequences kept to share prompt prefixes;\n"
-           "                          0 = off (default 8)\n"
-           "  --api-key KEY           require 'Authorization: Bearer KEY' (also $GQA_API_KEY)\n"
-           "  --timeout SECONDS       per-request limit, queue time included (default 600)\n"
-           "  --max-body SIZE         largest request body; beyond: 413 (default 1MiB)\n"
-           "  --idle-timeout SECONDS  close idle connections (default 60)\n"
-           "  --max-connections N     open connections at once (default 256)\n"
-           "  --shutdown-grace SEC    time running requests get to finish on SIGINT/SIGTERM\n"
-           "                          before they are cancelled (default 10)\n"
-           "  --threads N             worker threads of the forward pass (default: all cores)\n"
-           "  -h, --help              this help\n");
+    fprintf(f,
+            "usage: gqa serve [-m MODEL] [options]\n"
+            "\n"
+            "Serve the model over HTTP with the OpenAI API: POST /v1/completions and\n"
+            "/v1/chat/completions (\"stream\": true for server-sent events), GET /v1/models,\n"
+            "/health and /metrics (Prometheus). Requests share one KV budget; every step\n"
+            "runs one batched forward pass over all active sequences. SIGINT or SIGTERM\n"
+            "stops admitting, lets running requests finish (up to --shutdown-grace) and exits.\n"
+            "\n"
+            "  -m, --model FILE        GGUF model (default: SmolLM2-135M-Instruct, as gqa run)\n"
+            "  --host ADDR             address to bind (default 127.0.0.1, loopback only)\n"
+            "  --port N                TCP port; 0 picks a free one (default 8080). The\n"
+            "                          first line on stdout says where it listens\n"
+            "  --kv-budget SIZE        KV cache memory for all requests (default 2GiB)\n"
+            "  --kv-type T             f16 (default), q8_0, bf16, f32\n"
+            "  --block-tokens N        tokens per KV block (default 16)\n"
+            "  --ctx N                 most tokens (prompt + reply) per request (default: the\n"
+            "                          model's training context)\n"
+            "  --max-tokens N          reply length when a request sets none (default 256)\n"
+            "  --max-queue N           requests waiting for room; beyond: 429 (default 64)\n"
+            "  --max-active N          requests generating at once; 0 = KV budget only (default)\n"
+            "  --prefill-chunk N       prompt tokens per step, all requests together, 64..512\n"
+            "                          (default 128; chunks are cut at multiples of 64)\n"
+            "  --prefix-cache N        finished sequences kept to share prompt prefixes;\n"
+            "                          0 = off (default 8)\n"
+            "  --api-key KEY           require 'Authorization: Bearer KEY' (also $GQA_API_KEY)\n"
+            "  --timeout SECONDS       per-request limit, queue time included (default 600)\n"
+            "  --max-body SIZE         largest request body; beyond: 413 (default 1MiB)\n"
+            "  --idle-timeout SECONDS  close idle connections (default 60)\n"
+            "  --max-connections N     open connections at once (default 256)\n"
+            "  --shutdown-grace SEC    time running requests get to finish on SIGINT/SIGTERM\n"
+            "                          before they are cancelled (default 10)\n"
+            "  --threads N             worker threads of the forward pass (default: all cores)\n"
+            "  -h, --help              this help\n");
 }
 
 static void defaults(serve_options *o)
@@ -96,7 +97,7 @@ static int parse_option(serve_options *o, int argc, char **argv, int *i)
         {"--ctx", 2, 1L << 24, offsetof(serve_options, n_ctx)},
         {"--max-tokens", 1, 1L << 24, offsetof(serve_options, max_tokens)},
         {"--max-active", 0, 1L << 20, offsetof(serve_options, max_active)},
-        {"--prefill-chunk", 1, 1L << 20, offsetof(serve_options, prefill_chunk)},
+        {"--prefill-chunk", 64, 512, offsetof(serve_options, prefill_chunk)},
         {"--prefix-cache", 0, 4096, offsetof(serve_options, prefix_cache)},
         {"--block-tokens", 1, 65536, offsetof(serve_options, block_tokens)},
         {"--idle-timeout", 1, 86400, offsetof(serve_options, idle_timeout)},

@@ -63,7 +63,7 @@ gqa_status srv_engine_create(const srv_engine_config *cfg, srv_engine **out)
 {
     *out = NULL;
     if (!cfg || !cfg->model || !cfg->tok || cfg->n_ctx < 1 || cfg->max_queue < 0 ||
-        cfg->prefill_chunk < 1 || cfg->prefix_cache < 0 || cfg->n_stop_ids < 0 ||
+        cfg->prefill_chunk < SRV_ALIGN || cfg->prefix_cache < 0 || cfg->n_stop_ids < 0 ||
         cfg->n_stop_ids > 8)
         return GQA_ERR_INVALID_ARG;
     srv_engine *e = calloc(1, sizeof *e);
@@ -195,23 +195,27 @@ static int64_t common_prefix(const int32_t *a, int64_t na, const int32_t *b, int
     return i;
 }
 
-/* Keep a finished request's sequence (its tokens in the cache) as a
+/* Keep a finished request's sequence (its prompt's tokens) as a
  * prefix-cache entry, or free it. Entries that are a prefix of the new one
  * are dropped: the new one serves every request they would. */
 static void keep_or_free(srv_engine *e, srv_request *r)
 {
-    if (e->cfg.prefix_cache <= 0 || e->closing || r->n_fed < 1) {
+    /* only the prompt is kept: K/V computed by decode steps may differ in
+     * the last bits from the same tokens computed as a prompt */
+    const int64_t n = r->n_fed < r->n_prompt ? r->n_fed : r->n_prompt;
+    if (e->cfg.prefix_cache <= 0 || e->closing || n < SRV_ALIGN ||
+        gqa_kv_seq_truncate(e->cache, r->seq, n) != GQA_OK) {
         gqa_kv_seq_free(e->cache, r->seq);
         return;
     }
-    int32_t *copy = malloc((size_t)r->n_fed * sizeof *copy);
+    int32_t *copy = malloc((size_t)n * sizeof *copy);
     if (!copy) {
         gqa_kv_seq_free(e->cache, r->seq);
         return;
     }
-    memcpy(copy, r->tokens, (size_t)r->n_fed * sizeof *copy);
+    memcpy(copy, r->tokens, (size_t)n * sizeof *copy);
     for (int32_t i = e->n_pc - 1; i >= 0; i--)
-        if (common_prefix(e->pc[i].tokens, e->pc[i].n, copy, r->n_fed) == e->pc[i].n)
+        if (common_prefix(e->pc[i].tokens, e->pc[i].n, copy, n) == e->pc[i].n)
             drop_entry(e, i);
     if (e->n_pc >= e->cfg.prefix_cache)
         evict_lru(e);
@@ -223,9 +227,8 @@ static void keep_or_free(srv_engine *e, srv_request *r)
             return;
         }
     }
-    e->pc[e->n_pc++] =
-        (prefix_entry){.seq = r->seq, .tokens = copy, .n = r->n_fed, .used = ++e->tick};
-    e->pc_blocks += srv_engine_blocks_for(e, r->n_fed);
+    e->pc[e->n_pc++] = (prefix_entry){.seq = r->seq, .tokens = copy, .n = n, .used = ++e->tick};
+    e->pc_blocks += srv_engine_blocks_for(e, n);
 }
 
 /* ---------------------------------------------------------------- requests -- */
@@ -291,6 +294,7 @@ void srv_reap(srv_engine *e)
         if (why != SRV_FINISH_NONE) {
             *pp = r->next;
             e->n_queued--;
+            e->n_fit_queued -= r->fit;
             e->queued_reserve -= r->reserve;
             srv_finish_request(e, r, why, NULL);
         } else {
@@ -320,7 +324,8 @@ static int64_t find_prefix(srv_engine *e, const srv_request *r, int32_t *seq, in
         const srv_request *a = e->active[i];
         if (a == r || a->seq < 0)
             continue;
-        const int64_t l = common_prefix(a->tokens, a->n_fed, r->tokens, r->n_prompt - 1);
+        const int64_t fed = a->n_fed < a->n_prompt ? a->n_fed : a->n_prompt;
+        const int64_t l = common_prefix(a->tokens, fed, r->tokens, r->n_prompt - 1);
         if (l > best) {
             best = l;
             *seq = a->seq;
@@ -343,7 +348,9 @@ static int64_t find_prefix(srv_engine *e, const srv_request *r, int32_t *seq, in
 static gqa_status start_request(srv_engine *e, srv_request *r)
 {
     int32_t parent, entry;
-    const int64_t l = find_prefix(e, r, &parent, &entry);
+    int64_t l = find_prefix(e, r, &parent, &entry) / SRV_ALIGN * SRV_ALIGN;
+    if (r->n_prompt - l == 1 && r->n_prompt % SRV_STEP_TOKENS != 1)
+        l -= SRV_ALIGN; /* no lone last token (see prompt_chunk in step.c) */
     gqa_status st;
     if (l > 0) {
         st = gqa_kv_seq_fork(e->cache, parent, &r->seq);
@@ -408,10 +415,10 @@ void srv_admit(srv_engine *e)
         if (!e->q_head)
             e->q_tail = NULL;
         e->n_queued--;
+        e->n_fit_queued -= r->fit;
         e->queued_reserve -= r->reserve;
         r->next = NULL;
         r->state = RQ_ACTIVE;
-        r->reserve = r->reserve;
         e->reserved += r->reserve;
         e->active[e->n_active++] = r;
         if (e->n_active > e->st.max_active_seen)
@@ -476,14 +483,17 @@ srv_submit srv_engine_submit(srv_engine *e, const srv_request_params *p, srv_req
     const int64_t need = srv_engine_blocks_for(e, p->n_prompt + p->max_tokens);
     pthread_mutex_lock(&e->mu);
     srv_submit res = SRV_SUBMIT_OK;
+    int fits = 0;
     if (e->closing)
         res = SRV_SUBMIT_CLOSED;
     else if (p->n_prompt + p->max_tokens > e->cfg.n_ctx || need > e->kvs.blocks_total)
         res = SRV_SUBMIT_TOO_LARGE;
     else {
-        const int fits = e->reserved + e->queued_reserve + need <= e->kvs.blocks_total &&
-                         (e->cfg.max_active <= 0 || e->n_active + e->n_queued < e->cfg.max_active);
-        if (!fits && e->n_queued >= e->cfg.max_queue)
+        fits = e->reserved + e->queued_reserve + need <= e->kvs.blocks_total &&
+               (e->cfg.max_active <= 0 || e->n_active + e->n_queued < e->cfg.max_active);
+        /* the queue is what waits for room: requests that fitted when
+         * they came are about to be admitted and do not count */
+        if (!fits && e->n_queued - e->n_fit_queued >= e->cfg.max_queue)
             res = SRV_SUBMIT_BUSY;
     }
     if (res == SRV_SUBMIT_OK) {
@@ -496,7 +506,9 @@ srv_submit srv_engine_submit(srv_engine *e, const srv_request_params *p, srv_req
             else
                 e->q_head = r;
             e->q_tail = r;
+            r->fit = fits;
             e->n_queued++;
+            e->n_fit_queued += fits;
             e->queued_reserve += r->reserve;
             *out = r;
             pthread_cond_signal(&e->wake);

@@ -18,11 +18,17 @@
  * request holds a worst-case reservation, a forward pass never runs out of
  * blocks and no request is ever preempted.
  *
- * Prefix sharing: at admission the longest common token prefix with an
- * active sequence or a prefix-cache entry (a finished request's sequence,
- * prompt and reply, kept while blocks allow) is found; the new sequence is a
- * fork of it truncated to that length (at most prompt - 1 tokens, so the
- * last prompt token is always computed and gives the first logits). */
+ * Prefix sharing: at admission the longest common token prefix with the
+ * prompt of an active sequence or of a prefix-cache entry (the prompt of a
+ * finished request, kept while blocks allow) is found, cut to a multiple of
+ * 64 tokens and at most prompt - 1 tokens (the last prompt token is always
+ * computed, for the first logits); the new sequence is a fork of that
+ * sequence truncated to that length.
+ *
+ * Greedy results do not depend on batching: a request's tokens are bitwise
+ * those of `gqa run` on the same prompt, whatever it is batched with, how its
+ * prompt is chunked and whether its prefix is shared (engine_internal.h says
+ * how). */
 #ifndef GQA_SERVE_ENGINE_H
 #define GQA_SERVE_ENGINE_H
 

@@ -8,6 +8,22 @@
 
 #include "engine.h"
 
+/* Bitwise reproducibility. gqa_model_forward computes a sequence's tokens
+ * bitwise the same whatever else is in the batch (the attention plan splits
+ * each sequence's keys by its own shape only), but the attention kernels
+ * group a prompt's query rows in blocks of 64 (GQA_TILE_MAX_ROWS), counted
+ * from the first token of the call, and a row's rounding depends on its
+ * block. `gqa run` feeds a prompt in one call, which the forward pass cuts
+ * every 512 tokens. So that the server gives the same bits, every prompt
+ * chunk but the last is a multiple of SRV_ALIGN tokens, a shared prefix is
+ * cut to a multiple of SRV_ALIGN, a step feeds at most SRV_STEP_TOKENS
+ * tokens (the forward pass's micro-batch), so it never cuts a chunk itself,
+ * and a prompt's last token is fed alone exactly when `gqa run` does so
+ * (prompt_chunk in step.c).
+ * 64 tokens hold 64 * H/G rows: a whole number of blocks for any H/G. */
+#define SRV_ALIGN       64
+#define SRV_STEP_TOKENS 512
+
 typedef enum rq_state { RQ_QUEUED, RQ_ACTIVE, RQ_DONE } rq_state;
 
 struct srv_request {
@@ -23,6 +39,7 @@ struct srv_request {
     int32_t n_stop;
     double t_submit, deadline; /* deadline 0: none */
     int64_t reserve;           /* KV blocks reserved while active */
+    int fit;                   /* it fitted when submitted: not counted as waiting */
     /* owned by the scheduler thread */
     gqa_sampler *smp;
     float *logits;   /* n_vocab */
@@ -63,6 +80,7 @@ struct srv_engine {
     double drain_deadline;
     srv_request *q_head, *q_tail;
     int64_t n_queued, queued_reserve;
+    int64_t n_fit_queued; /* queued requests that fitted when submitted */
     srv_request **active;
     int32_t n_active, cap_active;
     int64_t reserved;

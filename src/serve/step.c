@@ -141,22 +141,45 @@ void srv_apply_token(srv_engine *e, srv_request *r)
     }
 }
 
+/* Prompt tokens a request feeds in this step, at most `budget`. Chunks
+ * start at multiples of SRV_ALIGN. A prompt's last token is fed alone only
+ * where `gqa run`'s forward pass does so too (a prompt of 512 k + 1 tokens):
+ * a single query may have its keys split over threads, a query among several
+ * never (src/attn/plan.c), and the bits differ. */
+static int64_t prompt_chunk(const srv_request *r, int64_t budget)
+{
+    const int64_t rest = r->n_prompt - r->n_fed;
+    const int alone_last = r->n_prompt % SRV_STEP_TOKENS == 1;
+    const int64_t upto = alone_last && rest > 1 ? rest - 1 : rest;
+    if (upto <= budget)
+        return upto;
+    int64_t k = budget / SRV_ALIGN * SRV_ALIGN;
+    if (!alone_last && rest - k == 1)
+        k -= SRV_ALIGN;
+    return k > 0 ? k : 0;
+}
+
 /* The items of one step (under e->mu): every active request feeds the
  * tokens it knows and has not fed, prompt tokens limited to prefill_chunk
  * per step in all. Logits are asked for when the item feeds the last known
  * token. Returns the item count; *n_prompt, *n_gen count the tokens. */
 static int32_t plan_step(srv_engine *e, int64_t *n_prompt, int64_t *n_gen)
 {
+    int64_t n_decode = 0;
+    for (int32_t i = 0; i < e->n_active; i++)
+        n_decode += e->active[i]->n_fed >= e->active[i]->n_prompt;
+    /* at most SRV_STEP_TOKENS in all, so that the forward pass does not cut
+     * a prompt chunk at an unaligned place */
     int64_t budget = e->cfg.prefill_chunk;
+    if (budget > SRV_STEP_TOKENS - n_decode)
+        budget = SRV_STEP_TOKENS - n_decode > 0 ? SRV_STEP_TOKENS - n_decode : 0;
     int32_t n = 0;
     *n_prompt = *n_gen = 0;
     for (int32_t i = 0; i < e->n_active; i++) {
         srv_request *r = e->active[i];
         int64_t k = r->n_tokens - r->n_fed;
         if (r->n_fed < r->n_prompt) {
-            k = r->n_prompt - r->n_fed;
-            if (k > budget)
-                k = budget;
+            k = prompt_chunk(r, budget);
             budget -= k;
             *n_prompt += k;
         } else {
