@@ -213,8 +213,7 @@ static gqa_status run_step(srv_engine *e, int32_t n)
                 return st;
         }
     }
-    gqa_kv_cache_stats(e->cache, &e->kvs);
-    return GQA_OK;
+    return GQA_OK; /* e->kvs is refreshed under the lock, for readers */
 }
 
 static void wait_for_work(srv_engine *e, double s)
