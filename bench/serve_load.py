@@ -32,8 +32,9 @@ the next C. Measured, per C:
   kv_reserved_*  KV blocks reserved by the admitted requests
 
 One CSV row per C is appended to --csv (header written when the file is new),
-and each completion's text is hashed per prompt into --outputs (JSON: the
-hashes of every distinct completion and the first one's text), so two
+and each completion's text is hashed per prompt into --outputs (JSON, merged
+with the file's contents: the hashes of every distinct completion and the
+first one's text), so two
 runs that must compute the same function (a GQA model and its MHA twin) can be
 compared. Everything is bounded: --max-requests per run, --timeout per request,
 and the whole run by the window plus the drain. Only --url is contacted.
@@ -332,6 +333,19 @@ def write_csv(path, row):
         w.writerow(row)
 
 
+def save_outputs(path, hashes, texts):
+    """Merge this run's completions into the JSON file (created if absent)."""
+    old = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+    for k, v in hashes.items():
+        e = old.setdefault(str(k), {"prompt": PROMPTS[k], "sha256": [], "text": texts[k]})
+        e["sha256"] = sorted(set(e["sha256"]) | v)
+    with open(path, "w") as f:
+        json.dump(dict(sorted(old.items(), key=lambda kv: int(kv[0]))), f, indent=1)
+
+
 def report(row, run):
     print(f"{row['label']:>6} C={row['clients']:<3} ok {row['requests_ok']:<4} "
           f"429 {row['n_429']:<4} err {row['n_err']:<3} {row['gen_tok_s']:7.1f} tok/s "
@@ -363,9 +377,7 @@ async def main_async(args):
                 texts.setdefault(k, run.texts[k])
             failed |= run.n_err > 0 or row["requests_ok"] == 0
         if args.outputs:
-            with open(args.outputs, "w") as f:
-                json.dump({str(k): {"prompt": PROMPTS[k], "sha256": sorted(v), "text": texts[k]}
-                           for k, v in sorted(all_outputs.items())}, f, indent=1)
+            save_outputs(args.outputs, all_outputs, texts)
         return 1 if failed else 0
 
 

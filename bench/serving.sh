@@ -7,9 +7,9 @@
 #   bash bench/serving.sh
 #
 # Builds gqa, fetches the model (scripts/fetch_model.sh), sets up .venv-bench
-# (bench/serving_setup.sh), converts, then for each model starts the server on
-# a free port of 127.0.0.1, runs the load at each client count and stops the
-# server with SIGTERM. Writes bench/out/serving/ (gitignored): serving.csv (one
+# (bench/serving_setup.sh), converts, starts one server per model on a free
+# port of 127.0.0.1, runs the load at each client count against one, then the
+# other, and stops both with SIGTERM (each must exit 0). Writes bench/out/serving/ (gitignored): serving.csv (one
 # row per model and client count), outputs-{gqa,mha}.json (hashes of the
 # completions: the two models must agree), serving.md (the table),
 # serving.png and the server logs; copies the plot to docs/serving.png.
@@ -39,7 +39,6 @@ duration=${DURATION:-30}
 warmup=${WARMUP:-5}
 threads=${THREADS:-1}
 max_queue=${MAX_QUEUE:-64}
-url=
 
 say() { printf 'serving.sh: %s\n' "$*" >&2; }
 die() { printf 'serving.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -52,38 +51,42 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DGQA_SANITIZE=OFF >/dev/null
 cmake --build "$build" -j "$(nproc)" --target gqa >/dev/null
 gqa=$(cd "$build" && pwd)/gqa
 mkdir -p "$out"
-rm -f "$out/serving.csv"
+rm -f "$out/serving.csv" "$out/outputs-gqa.json" "$out/outputs-mha.json"
 
 mha=$out/$(basename "${model%.gguf}")-mha.gguf
 "$gqa" convert "$model" "$mha" --kv-heads 9 --method repeat --quiet
 
-server_pid=
-stop_server() {
-    [ -n "$server_pid" ] || return 0
-    kill -TERM "$server_pid" 2>/dev/null || true
+declare -A server_pid url
+stop_server() { # LABEL
+    local pid=${server_pid[$1]:-} rc=0
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 100); do # 10 s for a graceful exit, then SIGKILL
-        kill -0 "$server_pid" 2>/dev/null || break
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    if kill -0 "$server_pid" 2>/dev/null; then
-        say "server did not stop within 10 s of SIGTERM; killing it"
-        kill -KILL "$server_pid" 2>/dev/null || true
+    if kill -0 "$pid" 2>/dev/null; then
+        say "$1: server did not stop within 10 s of SIGTERM; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
     fi
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
+    wait "$pid" 2>/dev/null || rc=$?
+    [ "$rc" = 0 ] || say "$1: server exited with status $rc"
+    server_pid[$1]=
+    return "$rc"
 }
-trap stop_server EXIT
+trap 'stop_server gqa || true; stop_server mha || true' EXIT
 
-serve() { # LABEL MODEL-FILE: start the server on a free loopback port, set $url
-    local log=$out/server-$1.log line
+serve() { # LABEL MODEL-FILE: start a server on a free loopback port, set url[LABEL]
+    local log=$out/server-$1.log line pid
     "$gqa" serve -m "$2" --host 127.0.0.1 --port 0 --kv-budget "$kv_budget" \
         --kv-type "$kv_type" --threads "$threads" --max-queue "$max_queue" >"$log" 2>&1 &
-    server_pid=$!
+    pid=$!
+    server_pid[$1]=$pid
     for _ in $(seq 300); do # up to 30 s to load and listen
-        kill -0 "$server_pid" 2>/dev/null || die "gqa serve exited at start; see $log"
+        kill -0 "$pid" 2>/dev/null || die "gqa serve exited at start; see $log"
         line=$(grep -m 1 'listening on http://' "$log" || true)
         if [ -n "$line" ]; then
-            url=$(sed -E 's#.*listening on (http://[0-9.]+:[0-9]+).*#\1#' <<<"$line")
+            url[$1]=$(sed -E 's#.*listening on (http://[0-9.]+:[0-9]+).*#\1#' <<<"$line")
             say "$1: $line"
             return 0
         fi
@@ -92,8 +95,8 @@ serve() { # LABEL MODEL-FILE: start the server on a free loopback port, set $url
     die "gqa serve did not say where it listens within 30 s; see $log"
 }
 
-load() { # LABEL
-    "$py" "$root/bench/serve_load.py" --url "$url" --label "$1" --clients "$clients" \
+load() { # LABEL CLIENTS
+    "$py" "$root/bench/serve_load.py" --url "${url[$1]}" --label "$1" --clients "$2" \
         --duration "$duration" --warmup "$warmup" --max-tokens "$max_tokens" \
         --csv "$out/serving.csv" --outputs "$out/outputs-$1.json"
 }
@@ -102,12 +105,17 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 say "start $started on $(nproc) x $cpu; load $(cut -d' ' -f1-3 /proc/loadavg)"
 status=0
-for pair in "gqa:$model" "mha:$mha"; do
-    label=${pair%%:*}
-    serve "$label" "${pair#*:}"
-    load "$label" || status=1
-    stop_server
+# Both servers stay up (an idle one sleeps) and the load alternates between
+# them at each client count, so that whatever else the machine does in the
+# meantime weighs on both about equally.
+serve gqa "$model"
+serve mha "$mha"
+for c in ${clients//,/ }; do
+    load gqa "$c" || status=1
+    load mha "$c" || status=1
 done
+stop_server gqa || status=1
+stop_server mha || status=1
 finished=$(date -u '+%H:%M UTC')
 say "done $finished; load $(cut -d' ' -f1-3 /proc/loadavg)"
 
