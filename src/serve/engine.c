@@ -18,6 +18,23 @@ double srv_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+int srv_timed_wait(pthread_cond_t *c, pthread_mutex_t *m, double s)
+{
+    if (s <= 0)
+        return -1;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    const double t = (double)ts.tv_nsec * 1e-9 + s;
+    const time_t whole = (time_t)t;
+    ts.tv_sec += whole;
+    ts.tv_nsec = (long)((t - (double)whole) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return pthread_cond_timedwait(c, m, &ts);
+}
+
 const char *srv_finish_name(srv_finish f)
 {
     switch (f) {
@@ -172,16 +189,8 @@ void srv_engine_flush_prefix_cache(srv_engine *e)
         e->flush_req = 1;
         pthread_cond_signal(&e->wake);
         const double end = srv_now() + 5.0;
-        while (e->flush_req && srv_now() < end) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 50 * 1000 * 1000;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&e->out, &e->mu, &ts);
-        }
+        while (e->flush_req && srv_now() < end)
+            srv_timed_wait(&e->out, &e->mu, 0.05);
     }
     pthread_mutex_unlock(&e->mu);
 }
@@ -522,28 +531,14 @@ srv_submit srv_engine_submit(srv_engine *e, const srv_request_params *p, srv_req
     return res;
 }
 
-static void deadline_in(struct timespec *ts, double s)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    const double t = (double)ts->tv_nsec * 1e-9 + s;
-    const time_t whole = (time_t)t;
-    ts->tv_sec += whole;
-    ts->tv_nsec = (long)((t - (double)whole) * 1e9);
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 int srv_request_read(srv_request *r, double wait_s, char **buf, size_t *len, srv_progress *pr)
 {
     srv_engine *e = r->e;
     pthread_mutex_lock(&e->mu);
     if (r->read >= r->visible && r->finish == SRV_FINISH_NONE && wait_s > 0) {
-        struct timespec ts;
-        deadline_in(&ts, wait_s);
+        const double end = srv_now() + wait_s;
         while (r->read >= r->visible && r->finish == SRV_FINISH_NONE)
-            if (pthread_cond_timedwait(&e->out, &e->mu, &ts) != 0)
+            if (srv_timed_wait(&e->out, &e->mu, end - srv_now()) != 0)
                 break;
     }
     int rc = 0;

@@ -12,11 +12,14 @@
  * it can ever need, ceil((prompt + max_tokens) / block_tokens), fit next to
  * the blocks reserved by the active requests and those held by the prefix
  * cache; prefix-cache entries are evicted (least recently used first) to make
- * room. Requests are admitted in arrival order. A request that cannot be
- * admitted waits in the queue; when the queue already holds max_queue
- * requests it is refused (SRV_SUBMIT_BUSY, HTTP 429). Because every active
- * request holds a worst-case reservation, a forward pass never runs out of
- * blocks and no request is ever preempted.
+ * room. Requests are admitted in arrival order (no overtaking). A request
+ * that does not fit when it arrives (next to the active and already queued
+ * reservations) waits in the queue; when max_queue requests are already
+ * waiting like that it is refused (SRV_SUBMIT_BUSY, HTTP 429 + Retry-After).
+ * Because every active request holds a worst-case reservation, a forward
+ * pass never runs out of blocks and no request is ever preempted; the price
+ * is that a request reserves max_tokens it may not use (the default
+ * max_tokens of the server bounds it).
  *
  * Prefix sharing: at admission the longest common token prefix with the
  * prompt of an active sequence or of a prefix-cache entry (the prompt of a

@@ -100,6 +100,9 @@ struct srv_engine {
 };
 
 double srv_now(void);
+/* pthread_cond_timedwait for s seconds from now; nonzero on timeout (at
+ * once for s <= 0). */
+int srv_timed_wait(pthread_cond_t *c, pthread_mutex_t *m, double s);
 /* Under e->mu, scheduler thread: */
 void srv_finish_request(srv_engine *e, srv_request *r, srv_finish why, const char *msg);
 void srv_reap(srv_engine *e);

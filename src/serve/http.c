@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "chat.h"
 
 struct srv_http {
     struct MHD_Daemon *d;
@@ -49,7 +50,7 @@ typedef struct stream_ctx {
     int include_usage, started, done;
     MHD_socket fd;
     char *out; /* SSE bytes not yet handed to MHD */
-    size_t out_len, out_off;
+    size_t out_len, out_cap, out_off;
     char *text; /* read buffer */
     size_t text_len;
 } stream_ctx;
@@ -309,29 +310,18 @@ static enum MHD_Result reply_whole(srv_http *h, struct MHD_Connection *c, srv_re
     return ret;
 }
 
+/* Append an SSE event (malloc'd, taken) to the bytes waiting for MHD. */
 static int push(stream_ctx *s, char *event)
 {
     if (!event)
         return -1;
-    const size_t n = strlen(event);
-    char *o = realloc(s->out, s->out_len + n);
-    if (!o) {
-        free(event);
-        return -1;
-    }
-    memcpy(o + s->out_len, event, n);
-    s->out = o;
-    s->out_len += n;
+    chat_buf b = {s->out, s->out_len, s->out_cap};
+    const int rc = chat_buf_add(&b, event, strlen(event));
     free(event);
-    return 0;
-}
-
-static char *dup_str(const char *s)
-{
-    char *d = malloc(strlen(s) + 1);
-    if (d)
-        strcpy(d, s);
-    return d;
+    s->out = b.s;
+    s->out_len = b.len;
+    s->out_cap = b.cap;
+    return rc;
 }
 
 /* Turn what the request has produced into SSE events. -1: end with error. */
@@ -368,7 +358,7 @@ static int stream_fill(stream_ctx *s)
     }
     if (pr.finish != SRV_FINISH_NONE) {
         s->done = 1;
-        return push(s, dup_str("data: [DONE]\n\n"));
+        return push(s, strdup("data: [DONE]\n\n"));
     }
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "chat.h"
 #include "engine_internal.h"
 
 /* Bytes at the end of text[0..len) that could be the start of stop string
@@ -54,19 +55,12 @@ static void update_visible(srv_request *r)
 
 static int append_text(srv_request *r, const char *p, size_t n)
 {
-    if (r->len + n + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 256;
-        while (cap < r->len + n + 1)
-            cap *= 2;
-        char *t = realloc(r->text, cap);
-        if (!t)
-            return -1;
-        r->text = t;
-        r->cap = cap;
-    }
-    memcpy(r->text + r->len, p, n);
-    r->len += n;
-    r->text[r->len] = '\0';
+    chat_buf b = {r->text, r->len, r->cap};
+    if (chat_buf_add(&b, p, n) != 0)
+        return -1;
+    r->text = b.s;
+    r->len = b.len;
+    r->cap = b.cap;
     return 0;
 }
 
@@ -216,18 +210,6 @@ static gqa_status run_step(srv_engine *e, int32_t n)
     return GQA_OK; /* e->kvs is refreshed under the lock, for readers */
 }
 
-static void wait_for_work(srv_engine *e, double s)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)(s * 1e9);
-    while (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&e->wake, &e->mu, &ts);
-}
-
 void *srv_scheduler_main(void *arg)
 {
     srv_engine *e = arg;
@@ -244,7 +226,7 @@ void *srv_scheduler_main(void *arg)
         if (e->n_active == 0) {
             if (e->closing && !e->q_head)
                 break;
-            wait_for_work(e, 0.1);
+            srv_timed_wait(&e->wake, &e->mu, 0.1);
             continue;
         }
         int64_t n_prompt, n_gen;
