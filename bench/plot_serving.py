@@ -91,22 +91,26 @@ def fmt(v, digits=2):
 
 def table(rows):
     lines = ["| model | clients | active mean / max | KV blocks used max / total | gen tok/s "
-             "| step ms | latency p50 / p99 s | TTFT p50 / p99 s | requests | 429 |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| step ms | tok per server CPU-s | latency p50 / p99 s | TTFT p50 / p99 s | requests "
+             "| 429 | load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for label, rs in rows.items():
         for r in rs:
             lines.append(
                 f"| {label} | {int(r['clients'])} | {fmt(r['active_mean'], 1)} / "
                 f"{fmt(r['active_max'], 0)} | {fmt(r['kv_used_max'], 0)} / "
                 f"{fmt(r['kv_total'], 0)} | {fmt(r['gen_tok_s'], 1)} | "
-                f"{fmt(r.get('step_ms', math.nan), 1)} | {fmt(r['lat_p50_s'])} / "
+                f"{fmt(r.get('step_ms', math.nan), 1)} | {fmt(r.get('tok_per_cpu_s', math.nan), 1)} | "
+                f"{fmt(r['lat_p50_s'])} / "
                 f"{fmt(r['lat_p99_s'])} | {fmt(r['ttft_p50_s'])} / {fmt(r['ttft_p99_s'])} | "
-                f"{int(r['requests_ok'])} | {int(r['n_429'])} |")
+                f"{int(r['requests_ok'])} | {int(r['n_429'])} | "
+                f"{fmt(r['load1_before'])}-{fmt(r['load1_after'])} |")
     if len(rows) == 2:
         (la, ra), (lb, rb) = rows.items()
         byc = {r["clients"]: r for r in rb}
         lines += ["", f"| clients | active mean {la} / {lb} | gen tok/s {la} / {lb} "
-                  f"| latency p50 {lb} / {la} |", "|---|---|---|---|"]
+                  f"| tok per CPU-s {la} / {lb} | latency p50 {lb} / {la} |",
+                  "|---|---|---|---|---|"]
         for r in ra:
             o = byc.get(r["clients"])
             if o is None:
@@ -116,6 +120,7 @@ def table(rows):
                 return fmt(a / b) + "x" if b and not math.isnan(a) and not math.isnan(b) else "-"
             lines.append(f"| {int(r['clients'])} | {ratio(r['active_mean'], o['active_mean'])} | "
                          f"{ratio(r['gen_tok_s'], o['gen_tok_s'])} | "
+                         f"{ratio(r.get('tok_per_cpu_s', math.nan), o.get('tok_per_cpu_s', math.nan))} | "
                          f"{ratio(o['lat_p50_s'], r['lat_p50_s'])} |")
     return "\n".join(lines) + "\n"
 

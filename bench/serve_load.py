@@ -19,6 +19,9 @@ the next C. Measured, per C:
   step_ms        mean time of one scheduler step (one batched forward pass):
                  the window over the server's step counter (--metric-steps);
                  tokens_per_step = gen_tok_s * step_ms
+  tok_per_cpu_s  with --server-pid: generated tokens per CPU second of the
+  server_cpu     server process (user + system, from /proc), and its CPU use
+                 (CPU seconds per second); robust to other load, unlike tok/s
   client_tok_s   the client's own count: each completion's usage tokens spread
                  over its stream chunks by bytes, those arriving in the window,
                  divided by the window's length (a check of gen_tok_s)
@@ -88,7 +91,8 @@ METRIC_DEFAULTS = {
 
 CSV_FIELDS = [
     "label", "clients", "max_tokens", "window_s", "requests_ok", "n_429", "n_err",
-    "gen_tokens", "gen_tok_s", "client_tok_s", "step_ms", "tokens_per_step", "lat_p50_s", "lat_p99_s", "ttft_p50_s", "ttft_p99_s",
+    "gen_tokens", "gen_tok_s", "client_tok_s", "step_ms", "tokens_per_step", "server_cpu",
+    "tok_per_cpu_s", "lat_p50_s", "lat_p99_s", "ttft_p50_s", "ttft_p99_s",
     "active_max", "active_mean", "queued_max", "queued_mean", "kv_used_max",
     "kv_used_mean", "kv_reserved_max", "kv_reserved_mean", "kv_total", "metric_samples", "load1_before", "load1_after",
 ]
@@ -215,6 +219,19 @@ async def client_loop(run, client, model, cid):
             await asyncio.sleep(min(wait, max(0.0, run.w1 - time.monotonic())))
 
 
+def server_cpu_s(pid):
+    """CPU seconds (user + system, all threads) the server process has used, or
+    None. Unlike wall time, hardly changed by other processes on the machine."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 async def sample_metrics(run, http):
     names = run.args.metric
     while time.monotonic() < run.w1:
@@ -223,7 +240,9 @@ async def sample_metrics(run, http):
             try:
                 r = await http.get("/metrics", timeout=5.0)
                 m = parse_metrics(r.text)
-                run.samples.append((now, {k: m.get(v) for k, v in names.items()}))
+                sample = {k: m.get(v) for k, v in names.items()}
+                sample["cpu_s"] = server_cpu_s(run.args.server_pid)
+                run.samples.append((now, sample))
             except httpx.HTTPError as e:
                 if len(run.errors) < 5:
                     run.errors.append(f"GET /metrics: {e}")
@@ -258,6 +277,8 @@ def summarize(run, label, load_before):
     # Mean time of one scheduler step (one batched forward pass) in the window.
     steps, dts = delta("steps")
     step_ms = 1000.0 * dts / steps if steps and steps == steps else math.nan
+    cpu, dtc = delta("cpu_s")
+    gen_c, _ = delta("gen_tokens")
     return {
         "label": label, "clients": run.clients, "max_tokens": run.args.max_tokens,
         "window_s": round(window, 2), "requests_ok": run.n_ok, "n_429": run.n_429,
@@ -265,6 +286,8 @@ def summarize(run, label, load_before):
         "gen_tok_s": round(server_tps, 2), "client_tok_s": round(client_tps, 2),
         "step_ms": round(step_ms, 2),
         "tokens_per_step": round(server_tps * step_ms / 1000.0, 2),
+        "server_cpu": round(cpu / dtc, 3) if dtc == dtc and dtc > 0 else math.nan,
+        "tok_per_cpu_s": round(gen_c / cpu, 2) if cpu == cpu and cpu > 0 else math.nan,
         "lat_p50_s": round(percentile(run.latencies, 50), 4),
         "lat_p99_s": round(percentile(run.latencies, 99), 4),
         "ttft_p50_s": round(percentile(run.ttfts, 50), 4),
@@ -350,6 +373,7 @@ def report(row, run):
     print(f"{row['label']:>6} C={row['clients']:<3} ok {row['requests_ok']:<4} "
           f"429 {row['n_429']:<4} err {row['n_err']:<3} {row['gen_tok_s']:7.1f} tok/s "
           f"(client {row['client_tok_s']:7.1f}) step {row['step_ms']:.1f} ms  "
+          f"{row['tok_per_cpu_s']} tok/cpu-s  "
           f"lat p50 {row['lat_p50_s']:.2f} p99 {row['lat_p99_s']:.2f} s  "
           f"ttft p50 {row['ttft_p50_s']:.2f} s  active max {row['active_max']} "
           f"mean {row['active_mean']}  kv {row['kv_used_max']}/{row['kv_total']}  "
@@ -397,6 +421,8 @@ def parse_args(argv):
     p.add_argument("--metrics-interval", type=float, default=0.25, help="seconds between samples")
     p.add_argument("--label", default="run", help="first CSV column")
     p.add_argument("--csv", default="", help="append one row per client count to this file")
+    p.add_argument("--server-pid", type=int, default=0,
+                   help="server process on this machine: also measure its CPU time")
     p.add_argument("--outputs", default="", help="write per-prompt completion hashes (JSON)")
     for key, name in METRIC_DEFAULTS.items():
         p.add_argument(f"--metric-{key.replace('_', '-')}", default=name,

@@ -97,6 +97,7 @@ serve() { # LABEL MODEL-FILE: start a server on a free loopback port, set url[LA
 
 load() { # LABEL CLIENTS
     "$py" "$root/bench/serve_load.py" --url "${url[$1]}" --label "$1" --clients "$2" \
+        --server-pid "${server_pid[$1]}" \
         --duration "$duration" --warmup "$warmup" --max-tokens "$max_tokens" \
         --csv "$out/serving.csv" --outputs "$out/outputs-$1.json"
 }
