@@ -430,8 +430,25 @@ def test_timeout_and_shutdown():
           and "runtime error" not in err, f"rc {rc}: {err[-2000:]}")
 
 
+def test_cli_errors():
+    """Bad options: one error line and a non-zero exit, nothing served."""
+    cases = [(["--port", "70000"], 2, "--port"), (["--kv-budget", "lots"], 2, "--kv-budget"),
+             (["--prefill-chunk", "7"], 2, "--prefill-chunk"), (["--bogus"], 2, "--bogus"),
+             (["--host", "localhost.invalid"], 1, "--host"),
+             (["-m", "/nonexistent.gguf"], 1, "cannot load the model")]
+    for args, rc, word in cases:
+        argv = [GQA, "serve"] + (args if args[0] == "-m" else ["-m", MODEL] + args)
+        p = subprocess.run(argv + ["--port", "0"] if "--port" not in args else argv,
+                           capture_output=True, text=True, timeout=60 * SLOW)
+        lines = p.stderr.strip().splitlines()
+        check(f"gqa serve {' '.join(args)}: exit {rc}, one error line naming {word}",
+              p.returncode == rc and len(lines) == 1 and "error" in lines[0]
+              and word in lines[0] and p.stdout == "", f"{p.returncode} {p.stderr!r}")
+
+
 def main():
     t0 = time.time()
+    test_cli_errors()
     s = Server("--kv-budget", "64MiB")
     try:
         test_answers(s)
