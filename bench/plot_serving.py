@@ -7,7 +7,9 @@ RESULTS.csv holds the rows bench/serve_load.py appends (one per model label and
 client count). The PNG has four panels against the number of clients: sustained
 concurrent sequences (mean of the server's active-sequence gauge over the
 window, the band reaching up to its max), aggregate generation tokens/s,
-request latency p50/p99 and time to first token p50/p99, one colour per label.
+(per second of wall clock, and per CPU-second of the server process, which
+other load on the machine hardly changes), request latency p50/p99 and time to
+first token p50/p99, one colour per label.
 The table lists the same numbers, the mean time of one batched step, and, when there are exactly two labels, the
 ratio of the first to the second at each client count.
 """
@@ -56,13 +58,16 @@ def plot(rows, png, title):
         a.plot(x, col(rs, "active_mean"), "o-", color=c, label=f"{label} mean")
         a.fill_between(x, col(rs, "active_mean"), col(rs, "active_max"), color=c, alpha=0.15)
         a.plot(x, col(rs, "active_max"), "^:", color=c, label=f"{label} max")
-        ax[0][1].plot(x, col(rs, "gen_tok_s"), "o-", color=c, label=label)
+        ax[0][1].plot(x, col(rs, "gen_tok_s"), "o-", color=c, label=f"{label}, per second")
+        if not all(math.isnan(v) for v in col(rs, "tok_per_cpu_s")):
+            ax[0][1].plot(x, col(rs, "tok_per_cpu_s"), "s--", color=c,
+                          label=f"{label}, per server CPU-second")
         ax[1][0].plot(x, col(rs, "lat_p50_s"), "o-", color=c, label=f"{label} p50")
         ax[1][0].plot(x, col(rs, "lat_p99_s"), "s--", color=c, label=f"{label} p99")
         ax[1][1].plot(x, col(rs, "ttft_p50_s"), "o-", color=c, label=f"{label} p50")
         ax[1][1].plot(x, col(rs, "ttft_p99_s"), "s--", color=c, label=f"{label} p99")
     names = [("sustained concurrent sequences", "active sequences"),
-             ("aggregate generation throughput", "tokens/s"),
+             ("aggregate generation throughput", "generated tokens"),
              ("request latency", "seconds"), ("time to first token", "seconds")]
     xs = sorted({r["clients"] for rs in rows.values() for r in rs})
     for a, (t, y) in zip(ax.flat, names):
