@@ -6,12 +6,14 @@
 RESULTS.csv holds the rows bench/serve_load.py appends (one per model label and
 client count). The PNG has four panels against the number of clients: sustained
 concurrent sequences (mean of the server's active-sequence gauge over the
-window, the band reaching up to its max), aggregate generation tokens/s,
+window, the band reaching up to its max), aggregate generation tokens
 (per second of wall clock, and per CPU-second of the server process, which
 other load on the machine hardly changes), request latency p50/p99 and time to
 first token p50/p99, one colour per label.
-The table lists the same numbers, the mean time of one batched step, and, when there are exactly two labels, the
-ratio of the first to the second at each client count.
+The table lists the same numbers, the mean time of one batched step and the
+server's tokens per CPU-second, one row per label and client count; with
+exactly two labels a second table puts them side by side with the ratios of
+the first to the second (active sequences, tokens per server CPU-second).
 """
 import argparse
 import csv
@@ -94,6 +96,37 @@ def fmt(v, digits=2):
     return "-" if math.isnan(v) else f"{v:.{digits}f}"
 
 
+def side_by_side(rows):
+    """The two labels per client count, with the ratios first / second."""
+    (la, ra), (lb, rb) = rows.items()
+    byc = {r["clients"]: r for r in rb}
+
+    def ratio(a, b):
+        return f"**{a / b:.2f}x**" if b and not math.isnan(a) and not math.isnan(b) else "-"
+
+    out = [f"| clients | active mean (max): {la} / {lb} | {la} / {lb} | gen tok/s: {la} / {lb} "
+           f"| tok per server CPU-s: {la} / {lb} | {la} / {lb} | step ms: {la} / {lb} "
+           f"| latency p50 (p99) s: {la} / {lb} | TTFT p50 s: {la} / {lb} | load |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for g in ra:
+        m = byc.get(g["clients"])
+        if m is None:
+            continue
+        out.append(
+            f"| {int(g['clients'])} | {fmt(g['active_mean'], 1)} ({fmt(g['active_max'], 0)}) / "
+            f"{fmt(m['active_mean'], 1)} ({fmt(m['active_max'], 0)}) | "
+            f"{ratio(g['active_mean'], m['active_mean'])} | {fmt(g['gen_tok_s'], 1)} / "
+            f"{fmt(m['gen_tok_s'], 1)} | {fmt(g.get('tok_per_cpu_s', math.nan), 1)} / "
+            f"{fmt(m.get('tok_per_cpu_s', math.nan), 1)} | "
+            f"{ratio(g.get('tok_per_cpu_s', math.nan), m.get('tok_per_cpu_s', math.nan))} | "
+            f"{fmt(g.get('step_ms', math.nan), 1)} / {fmt(m.get('step_ms', math.nan), 1)} | "
+            f"{fmt(g['lat_p50_s'], 1)} ({fmt(g['lat_p99_s'], 1)}) / {fmt(m['lat_p50_s'], 1)} "
+            f"({fmt(m['lat_p99_s'], 1)}) | {fmt(g['ttft_p50_s'])} / {fmt(m['ttft_p50_s'])} | "
+            f"{fmt(min(g['load1_before'], m['load1_before']), 1)}-"
+            f"{fmt(max(g['load1_after'], m['load1_after']), 1)} |")
+    return out
+
+
 def table(rows):
     lines = ["| model | clients | active mean / max | KV blocks used max / total | gen tok/s "
              "| step ms | tok per server CPU-s | latency p50 / p99 s | TTFT p50 / p99 s | requests "
@@ -111,22 +144,7 @@ def table(rows):
                 f"{int(r['requests_ok'])} | {int(r['n_429'])} | "
                 f"{fmt(r['load1_before'])}-{fmt(r['load1_after'])} |")
     if len(rows) == 2:
-        (la, ra), (lb, rb) = rows.items()
-        byc = {r["clients"]: r for r in rb}
-        lines += ["", f"| clients | active mean {la} / {lb} | gen tok/s {la} / {lb} "
-                  f"| tok per CPU-s {la} / {lb} | latency p50 {lb} / {la} |",
-                  "|---|---|---|---|---|"]
-        for r in ra:
-            o = byc.get(r["clients"])
-            if o is None:
-                continue
-
-            def ratio(a, b):
-                return fmt(a / b) + "x" if b and not math.isnan(a) and not math.isnan(b) else "-"
-            lines.append(f"| {int(r['clients'])} | {ratio(r['active_mean'], o['active_mean'])} | "
-                         f"{ratio(r['gen_tok_s'], o['gen_tok_s'])} | "
-                         f"{ratio(r.get('tok_per_cpu_s', math.nan), o.get('tok_per_cpu_s', math.nan))} | "
-                         f"{ratio(o['lat_p50_s'], r['lat_p50_s'])} |")
+        lines += [""] + side_by_side(rows)
     return "\n".join(lines) + "\n"
 
 
