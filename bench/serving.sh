@@ -9,11 +9,11 @@
 # Builds gqa, fetches the model (scripts/fetch_model.sh), sets up .venv-bench
 # (bench/serving_setup.sh), converts, starts one server per model on a free
 # port of 127.0.0.1, runs the load at each client count against one, then the
-# other, and stops both with SIGTERM (each must exit 0). Writes bench/out/serving/ (gitignored): serving.csv (one
-# row per model and client count), outputs-{gqa,mha}.json (hashes of the
-# completions: the two models must agree), serving.md (the table),
-# serving.png and the server logs; copies the plot to docs/serving.png.
-# About 12 minutes.
+# other, and stops both with SIGTERM (each must exit 0). Writes
+# bench/out/serving/ (gitignored): serving.csv (one row per model and client
+# count), outputs-{gqa,mha}.json (each prompt's completions: one per server,
+# whatever the batching), serving.md (the tables), serving.png and the server
+# logs; copies the plot to docs/serving.png. About 10 minutes.
 #
 # The server gets ONE forward-pass thread by default: on a 2-core machine the
 # other core runs the HTTP threads and the load generator, which would
