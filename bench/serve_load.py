@@ -380,6 +380,9 @@ def report(row, run):
           f"load {row['load1_before']:.2f}->{row['load1_after']:.2f}", flush=True)
     for e in run.errors:
         print(f"    error: {e}", file=sys.stderr)
+    if run.no_usage:
+        print(f"    note: {run.no_usage} completions had no usage chunk; the client counted "
+              "one token per chunk for them", file=sys.stderr)
 
 
 async def main_async(args):
