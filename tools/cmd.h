@@ -9,12 +9,19 @@
 #ifndef GQA_TOOLS_CMD_H
 #define GQA_TOOLS_CMD_H
 
+#include <stdint.h>
+
 #include "gqa.h"
 
 #if defined(__GNUC__)
 #define CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define CLI_PRINTF(a, b)
+/* Parse a size in bytes for option `opt`: "8GiB", "512MiB", "1e9", "1.5 GB"
+ * (rounded down; units B, KiB, MiB, GiB, TiB, KB, MB, GB, TB); -1 with an
+ * error if not one of at least 1 byte. */
+int cli_parse_size(const char *opt, const char *text, uint64_t *out);
+
 #endif
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
@@ -32,6 +39,7 @@ int cmd_convert(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_uptrain(int argc, char **argv);
 int cmd_bench_train(int argc, char **argv); /* `gqa bench train` */
+int cmd_serve(int argc, char **argv); /* `gqa serve` (src/serve/) */
 
 /* -------------------------------------------------------------- helpers -- */
 
@@ -54,5 +62,10 @@ int cli_parse_long(const char *opt, const char *text, long lo, long hi, long *ou
 
 /* Parse a finite number in lo..hi for option `opt`; -1 with an error if not. */
 int cli_parse_double(const char *opt, const char *text, double lo, double hi, double *out);
+
+/* Parse a size in bytes for option `opt`: "8GiB", "512MiB", "1e9", "1.5 GB"
+ * (rounded down; units B, KiB, MiB, GiB, TiB, KB, MB, GB, TB); -1 with an
+ * error if not one of at least 1 byte. */
+int cli_parse_size(const char *opt, const char *text, uint64_t *out);
 
 #endif

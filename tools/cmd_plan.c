@@ -108,36 +108,6 @@ static void plan_usage(FILE *f)
             DEFAULT_BLOCK_TOKENS);
 }
 
-/* "8GiB", "512MiB", "1e9", "1.5 GB" -> bytes (rounded down). */
-static int parse_size(const char *text, uint64_t *out)
-{
-    static const struct {
-        const char *suffix;
-        double scale;
-    } units[] = {{"", 1.0},       {"B", 1.0},  {"KiB", 0x1p10}, {"MiB", 0x1p20}, {"GiB", 0x1p30},
-                 {"TiB", 0x1p40}, {"KB", 1e3}, {"MB", 1e6},     {"GB", 1e9},     {"TB", 1e12}};
-    char *end;
-    errno = 0;
-    const double v = strtod(text, &end);
-    if (end == text || errno == ERANGE || !isfinite(v) || v < 0.0)
-        goto bad;
-    while (isspace((unsigned char)*end))
-        end++;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (!strcasecmp(end, units[i].suffix)) {
-            const double bytes = floor(v * units[i].scale);
-            if (bytes < 1.0 || bytes >= 0x1p64)
-                goto bad;
-            *out = (uint64_t)bytes;
-            return 0;
-        }
-bad:
-    cli_error("--budget wants a size of at least 1 byte such as 8GiB, 512MiB or 1e9 (units B, "
-              "KiB, MiB, GiB, TiB, KB, MB, GB, TB), got '%s'",
-              text);
-    return -1;
-}
-
 static const preset *find_preset(const char *name)
 {
     for (size_t i = 0; i < N_PRESETS; i++)
@@ -249,7 +219,7 @@ static int parse_plan_options(int argc, char **argv, plan_options *o)
                 return CLI_EXIT_USAGE;
             o->model = v;
         } else if ((got = cli_option_value(argc, argv, &i, "--budget", &v)) != 0) {
-            if (got < 0 || parse_size(v, &o->budget) != 0)
+            if (got < 0 || cli_parse_size("--budget", v, &o->budget) != 0)
                 return CLI_EXIT_USAGE;
             o->have_budget = 1;
         } else if ((got = numeric_option(argc, argv, &i, o)) != 0) {

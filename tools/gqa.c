@@ -6,12 +6,14 @@
  * CLI_EXIT_USAGE for a bad command line, CLI_EXIT_FAIL for a failure at run time.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cmd.h"
 #include "gqa.h"
@@ -32,6 +34,7 @@ static const command commands[] = {
     {"convert", cmd_convert, "change the number of KV heads of a model (MHA <-> GQA <-> MQA)"},
     {"train", cmd_train, "pre-train a small Llama-style model on a text file (byte-level)"},
     {"uptrain", cmd_uptrain, "convert a model to fewer KV heads and continue training it"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server, continuous batching on one KV budget"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -151,4 +154,34 @@ int cli_parse_double(const char *opt, const char *text, double lo, double hi, do
     }
     *out = v;
     return 0;
+}
+
+/* "8GiB", "512MiB", "1e9", "1.5 GB" -> bytes (rounded down). */
+int cli_parse_size(const char *opt, const char *text, uint64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        double scale;
+    } units[] = {{"", 1.0},       {"B", 1.0},  {"KiB", 0x1p10}, {"MiB", 0x1p20}, {"GiB", 0x1p30},
+                 {"TiB", 0x1p40}, {"KB", 1e3}, {"MB", 1e6},     {"GB", 1e9},     {"TB", 1e12}};
+    char *end;
+    errno = 0;
+    const double v = strtod(text, &end);
+    if (end == text || errno == ERANGE || !isfinite(v) || v < 0.0)
+        goto bad;
+    while (isspace((unsigned char)*end))
+        end++;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (!strcasecmp(end, units[i].suffix)) {
+            const double bytes = floor(v * units[i].scale);
+            if (bytes < 1.0 || bytes >= 0x1p64)
+                goto bad;
+            *out = (uint64_t)bytes;
+            return 0;
+        }
+bad:
+    cli_error("%s wants a size of at least 1 byte such as 8GiB, 512MiB or 1e9 (units B, "
+              "KiB, MiB, GiB, TiB, KB, MB, GB, TB), got '%s'",
+              opt, text);
+    return -1;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "chat.h"
 #include "cmd.h"
 
 #ifndef GQA_DEFAULT_MODEL_DIR
@@ -59,17 +60,6 @@ void session_close(session *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Add the id of `text` to the stop list if the vocabulary has it. */
-static void add_stop(session *s, int32_t id)
-{
-    if (id < 0 || s->n_stop >= (int)(sizeof s->stop / sizeof s->stop[0]))
-        return;
-    for (int i = 0; i < s->n_stop; i++)
-        if (s->stop[i] == id)
-            return;
-    s->stop[s->n_stop++] = id;
-}
-
 int session_set_ctx(session *s, int64_t n_ctx)
 {
     gqa_kv_cache_free(s->cache);
@@ -107,9 +97,7 @@ int session_open(session *s, const char *path, gqa_dtype kv_type, int64_t n_ctx)
         session_close(s);
         return CLI_EXIT_FAIL;
     }
-    add_stop(s, gqa_tokenizer_eos(s->tok));
-    add_stop(s, gqa_tokenizer_find(s->tok, "<|im_end|>", 10));
-    add_stop(s, gqa_tokenizer_find(s->tok, "<|endoftext|>", 13));
+    s->n_stop = chat_stop_ids(s->tok, s->stop, (int)(sizeof s->stop / sizeof s->stop[0]));
     s->kv_type = kv_type;
     int rc = session_set_ctx(s, n_ctx);
     if (rc != CLI_EXIT_OK) {
@@ -244,52 +232,23 @@ void session_report(const session *s, FILE *f)
 
 char *session_default_system(const session *s)
 {
-    const char *tpl;
-    size_t len;
-    if (gqa_gguf_find_key(gqa_model_gguf(s->model), "tokenizer.chat_template") < 0 ||
-        gqa_gguf_get_str(gqa_model_gguf(s->model), "tokenizer.chat_template", &tpl, &len) != GQA_OK)
-        return NULL;
-    static const char open[] = "<|im_start|>system\n", close[] = "<|im_end|>";
-    const size_t ol = sizeof open - 1, cl = sizeof close - 1;
-    for (size_t i = 0; i + ol <= len; i++) {
-        if (memcmp(tpl + i, open, ol) != 0)
-            continue;
-        const size_t b = i + ol;
-        for (size_t e = b; e + cl <= len; e++) {
-            if (tpl[e] == '{' || tpl[e] == '\'' || tpl[e] == '"')
-                return NULL; /* not literal text: a template expression */
-            if (memcmp(tpl + e, close, cl) == 0) {
-                char *out = malloc(e - b + 1);
-                if (out) {
-                    memcpy(out, tpl + b, e - b);
-                    out[e - b] = '\0';
-                }
-                return out;
-            }
-        }
-        return NULL;
-    }
-    return NULL;
+    return chat_default_system(gqa_model_gguf(s->model));
 }
 
 int session_has_chatml(const session *s)
 {
-    return gqa_tokenizer_find(s->tok, "<|im_start|>", 12) >= 0 &&
-           gqa_tokenizer_find(s->tok, "<|im_end|>", 10) >= 0;
+    return chat_has_chatml(s->tok);
 }
 
 char *session_chatml_turn(const char *system, const char *user)
 {
-    const size_t n = (system ? strlen(system) + 40 : 0) + strlen(user) + 80;
-    char *out = malloc(n);
-    if (!out)
+    chat_buf b = {0};
+    if ((system && chat_add_turn(&b, "system", system)) || chat_add_turn(&b, "user", user) ||
+        chat_add_reply_start(&b)) {
+        free(b.s);
         return NULL;
-    int k = 0;
-    if (system)
-        k = snprintf(out, n, "<|im_start|>system\n%s<|im_end|>\n", system);
-    snprintf(out + k, n - (size_t)k, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n",
-             user);
-    return out;
+    }
+    return b.s;
 }
 
 void gen_options_default(gen_options *o)

@@ -318,27 +318,28 @@ static void run_task_index(const plan *pl, int64_t task, unsigned char *tws)
     run_task(pl, task, tws, unit, split);
 }
 
-/* Split counts: when the (block, slice) units are too few for the threads,
- * split long key ranges so that there are about 4 tasks per thread, cutting
- * in proportion to each item's keys: one long sequence and many short ones
- * both keep every thread busy. Depends only on the shapes and the thread
- * count, so results are reproducible at a fixed thread count. */
+/* Split counts: a single-query item (a decode step) whose (block, slice)
+ * units are too few for the threads has its key range split so that the
+ * item alone would make about 4 tasks per thread, with at least
+ * MIN_KEYS_PER_SPLIT keys per split: one long sequence keeps every thread
+ * busy. The count depends only on the item's own shape and the thread count -
+ * never on the other items of the batch - and items of several queries (a
+ * prompt, or a piece of one) are never split, so a query row's result does
+ * not depend on how a prompt is cut into calls either (beyond the grouping of
+ * rows into blocks of GQA_TILE_MAX_ROWS from the first query of the call).
+ * Continuous batching in `gqa serve` relies on both; results are
+ * reproducible at a fixed thread count. */
 static void choose_splits(const gqa_attn_batch *b, item_plan *ip, int threads)
 {
-    int64_t units = 0, work = 0;
     for (int i = 0; i < b->n_items; i++) {
-        units += ip[i].n_units;
-        work += ip[i].n_units * b->items[i].n_kv;
-    }
-    for (int i = 0; i < b->n_items; i++)
         ip[i].n_splits = 1;
-    if (threads <= 1 || units >= 4 * (int64_t)threads)
-        return;
-    int64_t target = work / (4 * (int64_t)threads);
-    if (target < MIN_KEYS_PER_SPLIT)
-        target = MIN_KEYS_PER_SPLIT;
-    for (int i = 0; i < b->n_items; i++) {
-        int64_t s = b->items[i].n_kv / target;
+        const int64_t units = ip[i].n_units, n_kv = b->items[i].n_kv;
+        if (threads <= 1 || b->items[i].n_q != 1 || units >= 4 * (int64_t)threads)
+            continue;
+        int64_t target = units * n_kv / (4 * (int64_t)threads);
+        if (target < MIN_KEYS_PER_SPLIT)
+            target = MIN_KEYS_PER_SPLIT;
+        const int64_t s = n_kv / target;
         ip[i].n_splits = (int)(s < 1 ? 1 : s > MAX_SPLITS ? MAX_SPLITS : s);
     }
 }
