@@ -133,7 +133,7 @@ void gqa_op_linear_bwd_ref(const float *x, const float *W, const float *dy, int6
         }
     for (int64_t o = 0; o < out; o++)
         for (int64_t i = 0; i < in; i++) {
-            double acc = dW[o * in + i];
+            double acc = (double)dW[o * in + i];
             for (int64_t t = 0; t < N; t++)
                 acc += (double)dy[t * out + o] * (double)x[t * in + i];
             dW[o * in + i] = (float)acc;
