@@ -14,7 +14,10 @@
 # does the torch model. PyTorch comes from scripts/setup_torch.sh
 # (.venv-torch, about 5.5 GB the first time). Run it on a quiet machine: with
 # 2 threads on 2 cores any other process spoils the numbers (the load is
-# recorded next to them). Environment: GQA_BUILD_DIR (default build).
+# recorded next to them; on a busy machine OMP_WAIT_POLICY=passive keeps
+# 2-thread runs from losing most of their time in spinning barriers, and is
+# recorded too, as it applies to both programs). Environment: GQA_BUILD_DIR
+# (default build), OMP_WAIT_POLICY.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,7 +29,7 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --no-append) append=0; shift ;;
-    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "train.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
@@ -44,7 +47,8 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 load_before=$(load)
-echo "train.sh: $date, $cpu, load before: $load_before"
+policy=${OMP_WAIT_POLICY:-default}
+echo "train.sh: $date, $cpu, load before: $load_before, OMP_WAIT_POLICY $policy"
 
 gqa_cmd=("$gqa" bench train --config "$config" --threads "$threads" --steps "$steps" --warmup 1)
 "${gqa_cmd[@]}" | tee "$out/gqa.txt"
@@ -82,8 +86,10 @@ echo "$table"
 if [ "$append" = 1 ]; then
     {
         printf '\n## Issue 6: training speed, gqa vs PyTorch (`bash bench/train.sh`)\n\n'
-        printf '%s, %s, load average before %s, after %s. `%s` against\n' \
-            "$date" "$cpu" "$load_before" "$load_after" "gqa bench train --config $config --threads $threads --steps $steps --warmup 1"
+        printf '%s, %s, load average before %s, after %s, OMP_WAIT_POLICY %s.\n' \
+            "$date" "$cpu" "$load_before" "$load_after" "$policy"
+        printf '`%s` against\n' \
+            "gqa bench train --config $config --threads $threads --steps $steps --warmup 1"
         printf '`bench/torch_train.py` (%s) on the same model, same batch, same run.\n\n' \
             "$(head -n 1 "$out/torch.txt" | sed 's/:.*//')"
         printf '%s\n\n' "$table"

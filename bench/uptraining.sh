@@ -21,40 +21,61 @@
 # every run is measured on the same --eval-windows windows of the split.
 #
 #   bash bench/uptraining.sh [--steps S] [--batch B] [--jobs N] [--eval-windows W]
-#                            [--config exp]
+#                            [--config exp] [--up-lr X] [--uptrain-only] [--skip-decode]
+#
+# `gqa uptrain` by default re-warms to the source's peak learning rate and
+# decays it over the uptraining steps. --up-lr X uptrains at a constant X
+# instead (e.g. 1e-4, where the pre-training schedule ended); its files get
+# the suffix -lrX. --uptrain-only reuses mha.gguf and runs only the uptraining
+# jobs (no MHA, no controls); --skip-decode skips step 4 and the summary.
 #
 # Output: bench/out/uptraining/ (gitignored): *.csv training logs (step,
 # tokens, lr, train_loss, val_loss, tok_per_s), *.gguf checkpoints, *.txt
 # command output, summary.csv, table.md, uptraining.png; copy the PNG to
 # docs/uptraining.png by hand. Needs .venv-torch for matplotlib
-# (scripts/setup_torch.sh). Environment: GQA_BUILD_DIR (default build).
+# (scripts/setup_torch.sh). Environment: GQA_BUILD_DIR (default build), GQA_BIN (a
+# gqa binary to use instead of building one).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-steps=300 batch=8 jobs=2 windows=32 config=exp
+steps=300 batch=8 jobs=2 windows=32 config=exp uplr= only_up=0 decode=1
 while [ $# -gt 0 ]; do
     case $1 in
+    --up-lr) uplr=$2; shift 2 ;;
+    --uptrain-only) only_up=1; shift ;;
+    --skip-decode) decode=0; shift ;;
     --steps) steps=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --eval-windows) windows=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
-    -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
     *) echo "uptraining.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
 build=${GQA_BUILD_DIR:-build}
 out=$root/bench/out/uptraining
 mkdir -p "$out"
-rm -f "$out"/*.done "$out"/*.failed
+tag=${uplr:+-lr$uplr}
+up_opts=()
+[ -n "$uplr" ] && up_opts=(--lr "$uplr" --min-lr "$uplr")
+if [ "$only_up" = 1 ]; then
+    [ -f "$out/mha.gguf" ] || { echo "uptraining.sh: --uptrain-only needs $out/mha.gguf" >&2; exit 1; }
+    rm -f "$out"/*"$tag".done "$out"/*"$tag".failed
+    touch "$out/mha.done"
+else
+    rm -f "$out"/*.done "$out"/*.failed
+fi
 
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DGQA_SANITIZE=OFF >/dev/null
-cmake --build "$build" -j "$(nproc)" --target gqa >/dev/null
+if [ -z "${GQA_BIN:-}" ]; then
+    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DGQA_SANITIZE=OFF >/dev/null
+    cmake --build "$build" -j "$(nproc)" --target gqa >/dev/null
+fi
 bash "$root/scripts/fetch_corpus.sh" >/dev/null
 corpus=${GQA_CORPUS_DIR:-$root/data/corpus}/kjv-full.txt
 [ -f "$corpus" ] || { echo "uptraining.sh: no $corpus" >&2; exit 1; }
-gqa=$(cd "$build" && pwd)/gqa
+gqa=${GQA_BIN:-$(cd "$build" && pwd)/gqa}
 py=$root/.venv-torch/bin/python
 [ -x "$py" ] || bash "$root/scripts/setup_torch.sh"
 
@@ -89,11 +110,11 @@ wait_for() {  # a job's .done (or give up when it failed)
 }
 
 uptrain_job() {  # G method pct steps eval_every
-    local g=$1 method=$2 pct=$3 n=$4 ev=$5
-    wait_for mha || { touch "$out/g$g-$method-$pct.failed"; return; }
-    run_job "g$g-$method-$pct" "$gqa" uptrain --from "$out/mha.gguf" --kv-heads "$g" \
-        --method "$method" --steps "$n" --eval-every "$ev" --log "$out/g$g-$method-$pct.csv" \
-        --out "$out/g$g-$method-$pct.gguf" "${common[@]}"
+    local g=$1 method=$2 pct=$3 n=$4 ev=$5 name=g$1-$2-$3$tag
+    wait_for mha || { touch "$out/$name.failed"; return; }
+    run_job "$name" "$gqa" uptrain --from "$out/mha.gguf" --kv-heads "$g" --method "$method" \
+        --steps "$n" --eval-every "$ev" --log "$out/$name.csv" --out "$out/$name.gguf" \
+        "${up_opts[@]}" "${common[@]}"
 }
 
 control_job() {  # G
@@ -107,18 +128,19 @@ control_job() {  # G
 
 # The queue, run --jobs at a time. The MHA model goes first; the uptraining
 # jobs wait for it (the first control takes longer than the MHA run).
-queue=("mha" "control 1")
+queue=()
+[ "$only_up" = 1 ] || queue+=("mha" "control 1")
 for g in 4 2 1; do
     for m in mean first random; do
         queue+=("up $g $m 10 $up10 $every10" "up $g $m 5 $(( (steps + 19) / 20 )) 0")
     done
 done
-queue+=("control 2" "control 4")
+[ "$only_up" = 1 ] || queue+=("control 2" "control 4")
 
 start=$SECONDS
 log "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), load $(cut -d' ' -f1-3 /proc/loadavg)"
-log "config $config, batch $batch, S = $steps steps (controls $ctrl_steps, uptraining $(( (steps + 19) / 20 )) and $up10), $jobs jobs of 1 thread"
-printf '{"base": "%s", "batch": %d}\n' "$config" "$batch" >"$out/mha.json"
+log "config $config, batch $batch, S = $steps steps (controls $ctrl_steps, uptraining $(( (steps + 19) / 20 )) and $up10${uplr:+ at lr $uplr}), $jobs jobs of 1 thread"
+[ "$only_up" = 1 ] || printf '{"base": "%s", "batch": %d}\n' "$config" "$batch" >"$out/mha.json"
 for item in "${queue[@]}"; do
     while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
         wait -n || true
@@ -135,6 +157,7 @@ done
 wait
 train_s=$((SECONDS - start))
 log "training done in $train_s s, load $(cut -d' ' -f1-3 /proc/loadavg)"
+[ "$decode" = 1 ] || exit 0
 if ls "$out"/*.failed >/dev/null 2>&1; then
     log "failed jobs: $(cd "$out" && ls *.failed | tr '\n' ' ')"
     exit 1
