@@ -108,19 +108,22 @@ static gqa_status get_scratch(const gqa_model *m, int64_t T, int32_t n_items, sc
     return GQA_OK;
 }
 
+float gqa_llama_rms_norm_row(const float *x, const float *w, int64_t E, float eps, float *out)
+{
+    double ss = 0.0;
+    for (int64_t i = 0; i < E; i++)
+        ss += (double)x[i] * (double)x[i];
+    const float r = (float)(1.0 / sqrt(ss / (double)E + (double)eps));
+    for (int64_t i = 0; i < E; i++)
+        out[i] = x[i] * r * w[i];
+    return r;
+}
+
 /* out[t] = x[t] / rms(x[t]) * w for n rows of E. */
 static void rms_norm(const float *x, const float *w, int64_t n, int64_t E, float eps, float *out)
 {
-    for (int64_t t = 0; t < n; t++) {
-        const float *xr = x + t * E;
-        float *o = out + t * E;
-        double ss = 0.0;
-        for (int64_t i = 0; i < E; i++)
-            ss += (double)xr[i] * (double)xr[i];
-        const float r = (float)(1.0 / sqrt(ss / (double)E + (double)eps));
-        for (int64_t i = 0; i < E; i++)
-            o[i] = xr[i] * r * w[i];
-    }
+    for (int64_t t = 0; t < n; t++)
+        gqa_llama_rms_norm_row(x + t * E, w, E, eps, out + t * E);
 }
 
 /* cos and sin of every rotated pair for the micro-batch's positions. */

@@ -48,4 +48,9 @@ struct gqa_model {
                                 * kernel set has no packed kernel at load) */
 };
 
+/* One RMSNorm row of the forward pass: out = x / rms(x) * w over E floats
+ * (sum of squares in double); returns 1 / rms(x). The trainer
+ * (src/train/ops.c) uses this very function, so both compute the same. */
+float gqa_llama_rms_norm_row(const float *x, const float *w, int64_t E, float eps, float *out);
+
 #endif

@@ -48,6 +48,14 @@ static int utf8_put_small(uint32_t cp, char out[2])
     return 2;
 }
 
+int gqa_tokenizer_byte_spelling(int b, char out[2])
+{
+    uint32_t cp_of_byte[256];
+    int16_t byte_of_cp[324];
+    byte_map(cp_of_byte, byte_of_cp);
+    return utf8_put_small(cp_of_byte[b & 0xFF], out);
+}
+
 /* Decode one UTF-8 character of s[0..n); returns its length (1..4) and sets
  * *cp, or returns 0 for an invalid or truncated sequence. */
 static int utf8_get(const unsigned char *s, size_t n, uint32_t *cp)

@@ -80,4 +80,8 @@ gqa_status gqa_tokenizer_build_merges(gqa_tokenizer *t, const gqa_tokenizer_conf
  * t->regex; GQA_ERR_UNSUPPORTED for an unknown name. */
 gqa_status gqa_tokenizer_build_regex(gqa_tokenizer *t, const gqa_tokenizer_config *cfg);
 
+/* GPT-2's byte-to-unicode spelling of byte b (0..255) as UTF-8 in out: the
+ * text of the vocabulary entry that stands for that byte. Returns 1 or 2. */
+int gqa_tokenizer_byte_spelling(int b, char out[2]);
+
 #endif

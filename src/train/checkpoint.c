@@ -14,6 +14,7 @@
 #include "core/internal.h"
 #include "gqa_convert.h"
 #include "gqa_model.h"
+#include "model/tokenizer_internal.h"
 #include "train/train_internal.h"
 
 gqa_status gqa_train_opt_path(const char *path, char *buf, size_t cap)
@@ -30,26 +31,6 @@ gqa_status gqa_train_opt_path(const char *path, char *buf, size_t cap)
     return GQA_OK;
 }
 
-/* GPT-2's byte-to-unicode spelling of byte b, as UTF-8 in out (1-2 bytes). */
-static size_t byte_token(int b, char out[3])
-{
-    const int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
-    unsigned cp = (unsigned)b;
-    if (!printable) {
-        unsigned extra = 0;
-        for (int i = 0; i < b; i++)
-            extra += !((i >= 33 && i <= 126) || (i >= 161 && i <= 172) || (i >= 174));
-        cp = 256u + extra;
-    }
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    out[0] = (char)(0xC0 | (cp >> 6));
-    out[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-}
-
 /* tokenizer.ggml.*: ids 0..255 are the bytes, 256.. control tokens. */
 static gqa_status put_tokenizer(gqa_gguf_writer *w, int32_t V)
 {
@@ -62,7 +43,7 @@ static gqa_status put_tokenizer(gqa_gguf_writer *w, int32_t V)
         s = gqa_fail(GQA_ERR_NO_MEMORY, "checkpoint tokenizer: out of memory");
     for (int32_t i = 0; s == GQA_OK && i < V; i++) {
         if (i < 256) {
-            lens[i] = byte_token(i, names[i]);
+            lens[i] = (size_t)gqa_tokenizer_byte_spelling(i, names[i]);
             types[i] = GQA_TOKEN_TYPE_NORMAL;
         } else {
             lens[i] = (size_t)(i == 256 ? snprintf(names[i], 24, "<|endoftext|>")

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "model/llama_internal.h"
 #include "train/gemm.h"
 #include "train/glu_simd.h"
 
@@ -47,17 +48,8 @@ void gqa_op_rmsnorm_fwd(const float *x, const float *w, int64_t N, int64_t E, fl
 {
     const int nt = nthreads(N * E);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (int64_t t = 0; t < N; t++) {
-        const float *xr = x + t * E;
-        float *o = y + t * E;
-        double ss = 0.0;
-        for (int64_t i = 0; i < E; i++)
-            ss += (double)xr[i] * (double)xr[i];
-        const float r = (float)(1.0 / sqrt(ss / (double)E + (double)eps));
-        for (int64_t i = 0; i < E; i++)
-            o[i] = xr[i] * r * w[i];
-        rstd[t] = r;
-    }
+    for (int64_t t = 0; t < N; t++) /* the runtime's own row, so both compute the same */
+        rstd[t] = gqa_llama_rms_norm_row(x + t * E, w, E, eps, y + t * E);
 }
 
 void gqa_op_rmsnorm_bwd(const float *x, const float *w, const float *rstd, const float *dy,
