@@ -7,7 +7,7 @@
 #   bash bench/serving.sh
 #
 # Builds gqa, fetches the model (scripts/fetch_model.sh), sets up .venv-bench
-# (bench/serving_setup.sh), converts, starts one server per model on a free
+# (scripts/setup_venv.sh), converts, starts one server per model on a free
 # port of 127.0.0.1, runs the load at each client count against one, then the
 # other, and stops both with SIGTERM (each must exit 0). Writes
 # bench/out/serving/ (gitignored): serving.csv (one row per model and client
@@ -44,7 +44,7 @@ say() { printf 'serving.sh: %s\n' "$*" >&2; }
 die() { printf 'serving.sh: error: %s\n' "$*" >&2; exit 1; }
 
 bash "$root/scripts/setup_deps.sh" >&2
-bash "$root/bench/serving_setup.sh" >&2
+bash "$root/scripts/setup_venv.sh" .venv-bench bench/requirements-serving.txt >&2
 py=$root/.venv-bench/bin/python
 model=$(bash "$root/scripts/fetch_model.sh" | tail -n 1)
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DGQA_SANITIZE=OFF >/dev/null
