@@ -136,12 +136,17 @@ int bench_time_calls(bench_call_fn call, void *ctx, const char *what, double tar
             return cli_fail(st, what);
         }
     }
-    qsort(times, (size_t)reps, sizeof(double), compare_doubles);
     t->reps = reps;
+    t->t_median = bench_median(times, reps);
     t->t_min = times[0];
-    t->t_median = (reps % 2) ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
     free(times);
     return CLI_EXIT_OK;
+}
+
+double bench_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, compare_doubles);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 void bench_format_time(double s, char *out, size_t size)

@@ -55,6 +55,8 @@ int bench_time_calls(bench_call_fn call, void *ctx, const char *what, double tar
                      bench_timing *t);
 
 double bench_now_seconds(void);
+/* The median of v[0..n-1] (n >= 1); sorts v in place. */
+double bench_median(double *v, int n);
 void bench_format_time(double seconds, char *out, size_t size); /* "12.3 us", "4.567 ms" */
 
 /* ------------------------------------------------------------- inputs -- */

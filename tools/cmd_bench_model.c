@@ -42,18 +42,6 @@ static int32_t bench_id(int64_t i)
     return (int32_t)(1000 + (i * 7919) % 40000);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static int32_t argmax(const float *x, int64_t n)
 {
     int32_t b = 0;
@@ -91,7 +79,7 @@ static int gen_speed(const gqa_model *m, session *s, const int32_t *ids, long ct
             return rc;
         v[r] = (double)o->gen / total;
     }
-    *tps = median(v, (int)o->reps);
+    *tps = bench_median(v, (int)o->reps);
     return CLI_EXIT_OK;
 }
 
@@ -107,7 +95,7 @@ static int run_threads(session *s, const gqa_model *twin, const int32_t *ids,
             return rc;
         v[r] = (double)o->prompt / dt;
     }
-    res->prompt_tps = median(v, (int)o->reps);
+    res->prompt_tps = bench_median(v, (int)o->reps);
     for (int c = 0; c < o->n_contexts; c++) {
         int rc = gen_speed(s->model, s, ids, o->contexts[c], o, &res->gen_tps[c]);
         if (rc != CLI_EXIT_OK)

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_util.h"
 #include "cmd.h"
 #include "gqa_train.h"
 #include "train_config.h"
@@ -20,25 +20,6 @@ typedef struct bench_args {
     long threads[8];
     int n_threads;
 } bench_args;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void usage(FILE *f)
 {
@@ -127,16 +108,16 @@ static int run(const bench_args *a, gqa_train_model *m, gqa_train_optim *o, cons
                const int32_t *tgt, int32_t B, int32_t T, phase_times *t, float *loss)
 {
     for (long s = 0; s < a->warmup + a->steps; s++) {
-        const double t0 = now_s();
+        const double t0 = bench_now_seconds();
         gqa_train_model_zero_grad(m);
         gqa_status st = gqa_train_model_forward(m, tok, tgt, B, T, loss, NULL);
-        const double t1 = now_s();
+        const double t1 = bench_now_seconds();
         if (st == GQA_OK)
             st = gqa_train_model_backward(m, 1.0f);
-        const double t2 = now_s();
+        const double t2 = bench_now_seconds();
         if (st == GQA_OK)
             st = gqa_train_optim_step(o, m, NULL, NULL);
-        const double t3 = now_s();
+        const double t3 = bench_now_seconds();
         if (st != GQA_OK)
             return cli_fail(st, "bench train");
         if (s >= a->warmup) {
@@ -205,9 +186,9 @@ int cmd_bench_train(int argc, char **argv)
             st != GQA_OK ? cli_fail(st, "bench train") : run(&a, m, opt, tok, tgt, B, T, &t, &loss);
         if (rc == CLI_EXIT_OK) {
             const int n = (int)a.steps;
-            const double step = median(t.step, n);
+            const double step = bench_median(t.step, n);
             printf("%-8ld %10.1f %10.1f %10.1f %10.1f %12.0f\n", a.threads[ti],
-                   1e3 * median(t.fwd, n), 1e3 * median(t.bwd, n), 1e3 * median(t.opt, n),
+                   1e3 * bench_median(t.fwd, n), 1e3 * bench_median(t.bwd, n), 1e3 * bench_median(t.opt, n),
                    1e3 * step, (double)B * T / step);
             if (ti == 0)
                 printf("%-8s (%lld parameters, last loss %.3f)\n", "",
