@@ -22,6 +22,7 @@ struct srv_http {
     srv_http_config cfg;
     pthread_mutex_t mu;
     unsigned long long next_id;
+    int open_streams; /* stream responses MHD has not freed yet (under mu) */
 };
 
 typedef enum route {
@@ -389,6 +390,9 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void stream_free(void *cls)
 {
     stream_ctx *s = cls;
+    pthread_mutex_lock(&s->h->mu);
+    s->h->open_streams--;
+    pthread_mutex_unlock(&s->h->mu);
     srv_request_release(s->r);
     free(s->out);
     free(s->text);
@@ -410,6 +414,9 @@ static enum MHD_Result reply_stream(srv_http *h, struct MHD_Connection *c, srv_r
     s->reply.id = s->id;
     s->include_usage = include_usage;
     s->fd = conn_fd(c);
+    pthread_mutex_lock(&h->mu);
+    h->open_streams++;
+    pthread_mutex_unlock(&h->mu);
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
     if (!resp) {
@@ -589,6 +596,18 @@ void srv_http_stop(srv_http *h)
 {
     if (!h)
         return;
+    /* The engine has ended every request; give MHD a moment (bounded) to send
+     * the streams' last chunks ("data: [DONE]" and the chunked terminator)
+     * before the daemon closes their connections. */
+    const struct timespec tick = {0, 10 * 1000 * 1000};
+    for (int i = 0; i < 300; i++) {
+        pthread_mutex_lock(&h->mu);
+        const int open = h->open_streams;
+        pthread_mutex_unlock(&h->mu);
+        if (open <= 0)
+            break;
+        nanosleep(&tick, NULL);
+    }
     MHD_stop_daemon(h->d);
     pthread_mutex_destroy(&h->mu);
     free(h);
