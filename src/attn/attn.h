@@ -13,6 +13,7 @@
 typedef struct gqa_kv_segment {
     const void *k, *v;
     int64_t key_base, row_stride, j_end;
+    int64_t head_stride; /* bytes from head g's rows to head g+1's (same keys) */
 } gqa_kv_segment;
 
 typedef struct gqa_attn_item gqa_attn_item;

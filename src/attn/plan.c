@@ -4,10 +4,10 @@
  * The query rows that read one KV head g are the pairs (token t, head
  * g*R + j) for j < R = H/G; we number them r = t*R + j and cut them into
  * blocks of at most GQA_TILE_MAX_ROWS. When a head has fewer rows than that
- * (decode), several consecutive KV heads share one task and are visited in
- * turn on short runs of keys: the K/V rows of one key are G*d elements long,
- * and walking them head by head keeps each page and cache set in use for all
- * heads at once instead of striding through memory once per head.
+ * (decode), several consecutive KV heads share one task and one kernel job:
+ * the kernel walks the keys once for all of them (the K/V rows of one key are
+ * G*d elements side by side), instead of striding through memory once per
+ * head.
  * One task = (row block, head slice, key split): the kernel streams the
  * split's K/V rows once for all rows of each head. When there are too few
  * (block, slice) units to keep every thread busy
@@ -24,12 +24,6 @@
 
 #define MIN_KEYS_PER_SPLIT 256
 #define MAX_SPLITS 64
-/* Keys per visit of one head when several heads share a task. Short visits
- * use each key's whole K/V row (all heads) while it is in cache; measured on
- * the 2-core AVX-512 host (llama3-8b decode, 4k keys, f16): 32 keys 0.61 ms,
- * 64 keys 0.68 ms, 512 keys 0.73 ms, one head at a time 0.87 ms. Software
- * prefetching of the next run was slower still (0.78-0.82 ms). */
-#define HEAD_VISIT_KEYS 32
 
 /* Per-item plan: its units and tasks are numbered after the previous items'. */
 typedef struct item_plan {
@@ -144,12 +138,14 @@ static void locate_contiguous(const plan *pl, const gqa_attn_item *it, int g, gq
     seg->key_base = 0;
     seg->row_stride = pl->b->row_stride;
     seg->j_end = it->n_kv;
+    seg->head_stride = (int64_t)gqa_row_bytes(pl->b->d, pl->b->dtype);
 }
 
 #define MAX_SEGS 64
 
-/* Fold keys c0..c1-1 of head g into the job's rows: one kernel call for a
- * contiguous source, and one per MAX_SEGS runs (cache blocks) for a paged
+/* Fold keys c0..c1-1 of heads g .. g+job->n_heads-1 into the job's rows: one
+ * kernel call for a contiguous source, and one per MAX_SEGS runs (cache
+ * blocks, located for head g; the others are head_stride apart) for a paged
  * one, so the kernel's per-call set-up is paid once per many blocks. */
 static void fold_keys(const plan *pl, const gqa_attn_item *it, int g, int64_t c0, int64_t c1,
                       gqa_tile_job *job)
@@ -161,6 +157,7 @@ static void fold_keys(const plan *pl, const gqa_attn_item *it, int g, int64_t c0
         job->v = seg.v;
         job->key_base = seg.key_base;
         job->row_stride = seg.row_stride;
+        job->head_stride = seg.head_stride;
         job->n_seg = 0;
         job->j0 = c0;
         job->j1 = c1;
@@ -175,6 +172,7 @@ static void fold_keys(const plan *pl, const gqa_attn_item *it, int g, int64_t c0
             pl->b->locate(pl->b->locate_ctx, it, g, j, &seg);
             runs[n++] = (gqa_tile_seg){seg.k, seg.v, seg.key_base, seg.j_end};
             job->row_stride = seg.row_stride;
+            job->head_stride = seg.head_stride;
             j = seg.j_end < c1 ? seg.j_end : c1;
         }
         job->n_seg = n;
@@ -228,22 +226,18 @@ static void run_task(const plan *pl, int64_t task, unsigned char *tws, int64_t u
         const int64_t span = jhi - jlo + 1;
         const int64_t j0 = jlo + span * split / ip->n_splits;
         const int64_t j1 = jlo + span * (split + 1) / ip->n_splits;
-        const int64_t step = u.n_heads > 1 ? HEAD_VISIT_KEYS : (j1 - j0);
-        gqa_tile_job job = {.d = d, .dtype = b->dtype, .scratch = scratch};
-        for (int64_t c0 = j0; c0 < j1; c0 += step) {
-            const int64_t c1 = c0 + step < j1 ? c0 + step : j1;
-            for (int h = 0; h < u.n_heads; h++) {
-                const int i0 = h * u.rows_h;
-                job.n_rows = u.rows_h;
-                job.q = qb + (size_t)i0 * dpad;
-                job.key_lo = lo + i0;
-                job.key_hi = hi + i0;
-                job.m = m + i0;
-                job.l = l + i0;
-                job.acc = acc + (size_t)i0 * dpad;
-                fold_keys(pl, it, u.g0 + h, c0, c1, &job);
-            }
-        }
+        gqa_tile_job job = {.d = d,
+                            .dtype = b->dtype,
+                            .scratch = scratch,
+                            .n_rows = u.rows_h,
+                            .n_heads = u.n_heads,
+                            .q = qb,
+                            .key_lo = lo,
+                            .key_hi = hi,
+                            .m = m,
+                            .l = l,
+                            .acc = acc};
+        fold_keys(pl, it, u.g0, j0, j1, &job);
     }
 
     if (ip->n_splits > 1) {

@@ -70,6 +70,14 @@ typedef struct gqa_tile_job {
      * gemm path's transposed q) carries across them. 0: k, v, key_base. */
     int32_t n_seg;
     const gqa_tile_seg *seg;
+    /* Several KV heads in one job (decode: a head has few rows): n_heads
+     * (0 counts as 1) heads of n_rows rows each. Head h's rows are rows
+     * h*n_rows .. h*n_rows+n_rows-1 of q, key_lo, key_hi, m, l and acc, and
+     * its K and V rows lie head_stride bytes after head h-1's (in every run).
+     * The kernel walks the keys once for all heads, in memory order where it
+     * can, so each K/V row is streamed while its neighbours are in cache. */
+    int32_t n_heads;
+    int64_t head_stride;
 } gqa_tile_job;
 
 /* ------------------------------------------------------------ backward --

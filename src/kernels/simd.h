@@ -23,6 +23,8 @@
 #include <string.h>
 
 #define GQA_INLINE static inline __attribute__((always_inline))
+/* A read prefetch into L2 (a hint: never faults, may be dropped). */
+#define v_prefetch(p) __builtin_prefetch((p), 0, 2)
 
 /* exp(x) = 2^n * e^r, |r| <= ln2/2, e^r by its Taylor polynomial of degree 6
  * (truncation error below 1.2e-7 relative). */

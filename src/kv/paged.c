@@ -29,6 +29,7 @@ static void locate_paged(const void *ctx, const gqa_attn_item *it, int g, int64_
     seg->v = gqa_kv_row_ptr(c, block, pc->layer, 1, g);
     seg->key_base = entry * c->block_tokens;
     seg->row_stride = (int64_t)c->row_bytes;
+    seg->head_stride = (int64_t)c->block_tokens * (int64_t)c->row_bytes;
     const int64_t end = seg->key_base + c->block_tokens;
     seg->j_end = end < it->n_kv ? end : it->n_kv;
 }
