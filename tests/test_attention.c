@@ -100,7 +100,7 @@ typedef struct attn_case {
 
 /* ------------------------------------------------------------ sweep -- */
 
-static const int32_t sweep_shapes[][2] = {{1, 1}, {8, 8},  {8, 1},  {8, 2},
+static const int32_t sweep_shapes[][2] = {{1, 1}, {8, 8},  {8, 1},  {8, 2}, {32, 2},
                                           {9, 3}, {14, 2}, {32, 8}, {27, 1}};
 static const int32_t sweep_dims[] = {8, 64, 80, 96, 128, 256, 37};
 static const int64_t sweep_kv_lens[] = {1, 17, 113, 1000, 4096};
