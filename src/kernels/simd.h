@@ -9,6 +9,7 @@
  *   v_load_f16 / v_load_bf16 (VL elements widened to f32 in registers),
  *   v_load_n_{f32,f16,bf16}(p, n): the first n < VL elements, rest zero,
  *   v_load_q8(p, scale): VL int8 values times scale,
+ *   v_load_q8v(p, vscale): the same with the scale already in a vector,
  *   f16_scalar(h): one f16 bit pattern as a float (hardware conversion),
  *   v_keep_range(s, j0, lo, hi): lanes i with lo <= j0 + i <= hi keep s, else -inf,
  *   v_keep_rows(s, j, lo, hi): lanes i with lo[i] <= j <= hi[i] keep s, else -inf,
@@ -71,11 +72,12 @@ GQA_INLINE vf v_load_bf16(const uint16_t *p)
 }
 GQA_INLINE vf v_load_n_f32(const float *p, int n) { return _mm512_maskz_loadu_ps(first_n(n), p); }
 GQA_INLINE float f16_scalar(uint16_t h) { return _cvtsh_ss(h); }
-GQA_INLINE vf v_load_q8(const int8_t *p, float scale)
+GQA_INLINE vf v_load_q8v(const int8_t *p, vf scale)
 {
     const __m512i w = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
-    return _mm512_mul_ps(_mm512_cvtepi32_ps(w), _mm512_set1_ps(scale));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(w), scale);
 }
+GQA_INLINE vf v_load_q8(const int8_t *p, float scale) { return v_load_q8v(p, _mm512_set1_ps(scale)); }
 GQA_INLINE vf v_load_n_f16(const uint16_t *p, int n)
 {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first_n(n), p));
@@ -186,11 +188,12 @@ GQA_INLINE vf v_load_n_f32(const float *p, int n)
     return _mm256_maskload_ps(p, m);
 }
 GQA_INLINE float f16_scalar(uint16_t h) { return _cvtsh_ss(h); }
-GQA_INLINE vf v_load_q8(const int8_t *p, float scale)
+GQA_INLINE vf v_load_q8v(const int8_t *p, vf scale)
 {
     const __m256i w = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p));
-    return _mm256_mul_ps(_mm256_cvtepi32_ps(w), _mm256_set1_ps(scale));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(w), scale);
 }
+GQA_INLINE vf v_load_q8(const int8_t *p, float scale) { return v_load_q8v(p, _mm256_set1_ps(scale)); }
 GQA_INLINE __m128i load_n_u16(const uint16_t *p, int n)
 {
     uint16_t tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -271,13 +274,14 @@ GQA_INLINE float f16_scalar(uint16_t h)
 {
     return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
 }
-GQA_INLINE vf v_load_q8(const int8_t *p, float scale)
+GQA_INLINE vf v_load_q8v(const int8_t *p, vf scale)
 {
     int8_t b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     memcpy(b, p, 4); /* exactly the 4 values: never past the row */
     const int32x4_t w = vmovl_s16(vget_low_s16(vmovl_s8(vld1_s8(b))));
-    return vmulq_n_f32(vcvtq_f32_s32(w), scale);
+    return vmulq_f32(vcvtq_f32_s32(w), scale);
 }
+GQA_INLINE vf v_load_q8(const int8_t *p, float scale) { return v_load_q8v(p, vdupq_n_f32(scale)); }
 GQA_INLINE vf v_load_n_f32(const float *p, int n)
 {
     float tmp[4] = {0, 0, 0, 0};
@@ -352,6 +356,7 @@ GQA_INLINE vf v_load_f16(const uint16_t *p) { return gqa_f16_to_f32(*p); }
 GQA_INLINE vf v_load_bf16(const uint16_t *p) { return gqa_bf16_to_f32(*p); }
 GQA_INLINE vf v_load_n_f32(const float *p, int n) { return n > 0 ? *p : 0.0f; }
 GQA_INLINE float f16_scalar(uint16_t h) { return gqa_f16_to_f32(h); }
+GQA_INLINE vf v_load_q8v(const int8_t *p, vf scale) { return (float)*p * scale; }
 GQA_INLINE vf v_load_q8(const int8_t *p, float scale) { return (float)*p * scale; }
 GQA_INLINE vf v_load_n_f16(const uint16_t *p, int n) { return n > 0 ? gqa_f16_to_f32(*p) : 0.0f; }
 GQA_INLINE vf v_load_n_bf16(const uint16_t *p, int n) { return n > 0 ? gqa_bf16_to_f32(*p) : 0.0f; }
