@@ -4,8 +4,9 @@
  * over query rows, threading, split-KV and the final normalisation. A
  * micro-kernel owns one thing: folding a contiguous run of keys of ONE KV head
  * into the online-softmax state of a block of query rows that all read that
- * KV head. Each K and V row in the run is loaded once and used for every row
- * of the block - this is where GQA's bandwidth saving is earned.
+ * KV head (in decode, one job may carry several KV heads, each with its own
+ * rows: see n_heads). Each K and V row in the run is loaded once and used for
+ * every row of the block - this is where GQA's bandwidth saving is earned.
  */
 #ifndef GQA_KERNELS_KERNEL_H
 #define GQA_KERNELS_KERNEL_H
