@@ -369,13 +369,19 @@ static void add_usage(cJSON *root, const srv_progress *pr)
     cJSON_AddNumberToObject(d, "cached_tokens", (double)pr->cached_tokens);
 }
 
+/* The reply's one choice, index 0, in a new "choices" array of root. */
+static cJSON *add_choice(cJSON *root)
+{
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "choices"), c);
+    cJSON_AddNumberToObject(c, "index", 0);
+    return c;
+}
+
 char *api_response_json(const api_reply *a, const char *text, const srv_progress *pr)
 {
     cJSON *root = envelope(a, a->chat ? "chat.completion" : "text_completion");
-    cJSON *choices = cJSON_AddArrayToObject(root, "choices");
-    cJSON *c = cJSON_CreateObject();
-    cJSON_AddItemToArray(choices, c);
-    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON *c = add_choice(root);
     if (a->chat) {
         cJSON *m = cJSON_AddObjectToObject(c, "message");
         cJSON_AddStringToObject(m, "role", "assistant");
@@ -408,10 +414,7 @@ static char *sse(cJSON *root)
 char *api_stream_chunk(const api_reply *a, const char *text, int first, srv_finish finish)
 {
     cJSON *root = envelope(a, a->chat ? "chat.completion.chunk" : "text_completion");
-    cJSON *choices = cJSON_AddArrayToObject(root, "choices");
-    cJSON *c = cJSON_CreateObject();
-    cJSON_AddItemToArray(choices, c);
-    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON *c = add_choice(root);
     if (a->chat) {
         cJSON *d = cJSON_AddObjectToObject(c, "delta");
         if (first)
