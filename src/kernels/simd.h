@@ -14,7 +14,9 @@
  *   v_keep_range(s, j0, lo, hi): lanes i with lo <= j0 + i <= hi keep s, else -inf,
  *   v_keep_rows(s, j, lo, hi): lanes i with lo[i] <= j <= hi[i] keep s, else -inf,
  *   v_exp (relative error ~2e-7; exactly 0 for x < -87.3 and for -inf; NaN stays NaN),
- *   v_reduce_lanes(a): given VL vectors, the vector whose lane i is the sum of a[i].
+ *   v_reduce_lanes(a): given VL vectors, the vector whose lane i is the sum of a[i],
+ *   v_store_span(p, a, lane0, n): lanes lane0..lane0+n-1 of a to p[lane0..lane0+n-1]
+ *   (nothing else written; p + lane0 .. p + lane0 + n - 1 must be valid).
  */
 #ifndef GQA_KERNELS_SIMD_H
 #define GQA_KERNELS_SIMD_H
@@ -140,6 +142,12 @@ GQA_INLINE vf v_reduce_lanes(const vf *a)
                              _mm512_shuffle_ps(c[i], c[i + 2], 0xEE));
     return _mm512_add_ps(_mm512_shuffle_ps(e[0], e[1], 0x88), _mm512_shuffle_ps(e[0], e[1], 0xDD));
 }
+
+GQA_INLINE void v_store_span(float *p, vf a, int lane0, int n)
+{
+    _mm512_mask_storeu_ps(p, (__mmask16)(first_n(n) << lane0), a);
+}
+#define GQA_HAVE_STORE_SPAN 1
 
 #elif defined(GQA_SIMD_AVX2)
 /* --------------------------------------------------------- AVX2 + FMA -- */
@@ -373,6 +381,15 @@ GQA_INLINE vf v_reduce_lanes(const vf *a) { return a[0]; }
 
 #else
 #error "define one of GQA_SIMD_AVX512, GQA_SIMD_AVX2, GQA_SIMD_NEON, GQA_SIMD_SCALAR"
+#endif
+
+#ifndef GQA_HAVE_STORE_SPAN
+GQA_INLINE void v_store_span(float *p, vf a, int lane0, int n)
+{
+    float t[VL];
+    v_store(t, a);
+    memcpy(p + lane0, t + lane0, (size_t)n * sizeof *t);
+}
 #endif
 
 /* Lanes of s whose key index j0 + lane lies outside lo..hi become -INFINITY
