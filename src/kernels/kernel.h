@@ -18,7 +18,7 @@
 
 #define GQA_MAX_HEAD_DIM 256
 #define GQA_TILE_MAX_ROWS 64   /* query rows in one job */
-#define GQA_TILE_KEYS 32       /* keys per inner tile (kernel-internal) */
+#define GQA_TILE_KEYS 64       /* keys per inner tile (kernel-internal) */
 
 /* Bytes of scratch a kernel may use, for any d <= GQA_MAX_HEAD_DIM. */
 #define GQA_TILE_SCRATCH_BYTES                                                                     \
