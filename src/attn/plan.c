@@ -314,9 +314,10 @@ static void run_task_index(const plan *pl, int64_t task, unsigned char *tws)
 
 /* Split counts: a single-query item (a decode step) whose (block, slice)
  * units are too few for the threads has its key range split so that the
- * item alone would make about 4 tasks per thread, with at least
- * MIN_KEYS_PER_SPLIT keys per split: one long sequence keeps every thread
- * busy. The count depends only on the item's own shape and the thread count -
+ * item alone makes at least 2 tasks per thread (the fewest splits that do),
+ * with at least MIN_KEYS_PER_SPLIT keys per split: one long sequence keeps
+ * every thread busy. Each split costs a job set-up and a cold start of its
+ * K/V streams, so more splits than that cost time (bench/RESULTS.md). The count depends only on the item's own shape and the thread count -
  * never on the other items of the batch - and items of several queries (a
  * prompt, or a piece of one) are never split, so a query row's result does
  * not depend on how a prompt is cut into calls either (beyond the grouping of
@@ -328,12 +329,13 @@ static void choose_splits(const gqa_attn_batch *b, item_plan *ip, int threads)
     for (int i = 0; i < b->n_items; i++) {
         ip[i].n_splits = 1;
         const int64_t units = ip[i].n_units, n_kv = b->items[i].n_kv;
-        if (threads <= 1 || b->items[i].n_q != 1 || units >= 4 * (int64_t)threads)
+        if (threads <= 1 || b->items[i].n_q != 1 || units >= 2 * (int64_t)threads)
             continue;
-        int64_t target = units * n_kv / (4 * (int64_t)threads);
-        if (target < MIN_KEYS_PER_SPLIT)
-            target = MIN_KEYS_PER_SPLIT;
-        const int64_t s = n_kv / target;
+        /* the fewest splits that give every thread 2 tasks (units * s >=
+         * 2 * threads), within the per-split minimum of keys */
+        int64_t s = (2 * (int64_t)threads + units - 1) / units;
+        if (s > n_kv / MIN_KEYS_PER_SPLIT)
+            s = n_kv / MIN_KEYS_PER_SPLIT;
         ip[i].n_splits = (int)(s < 1 ? 1 : s > MAX_SPLITS ? MAX_SPLITS : s);
     }
 }
