@@ -46,11 +46,11 @@ static _Alignas(64) float f32[8192];
     F(a12, q3, k0); F(a13, q3, k1); F(a14, q3, k2); F(a15, q3, k3)
 /* keep every accumulator live, so that no FMA is dropped */
 #define SINK                                                                                       \
-    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),          \
-                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));         \
-    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)), \
-                                       _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15)))); \
-    sink += _mm512_reduce_add_ps(s)
+    const __m512 s0 = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));              \
+    const __m512 s1 = _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7));              \
+    const __m512 s2 = _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11));            \
+    const __m512 s3 = _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15));          \
+    sink += _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)))
 
 static float sink;
 
@@ -108,7 +108,8 @@ int main(void)
     printf("cycles per loop of 16 FMAs (the register-only loop taken as 8 cycles)\n");
     for (int rep = 0; rep < 3; rep++) {
         const double base = fma_only(), a = f32_fma(), b = f16_fma();
-        printf("16 FMA %.2f ns (%.2f GHz) | + 4 f32 loads %.2f | + 4 f16 loads and widenings %.2f\n",
+        printf("16 FMA %.2f ns (%.2f GHz) | + 4 f32 loads %.2f | + 4 f16 loads and widenings "
+               "%.2f\n",
                base * 1e9, 8.0 / (base * 1e9), 8.0 * a / base, 8.0 * b / base);
     }
     return sink == 12345.0f; /* never true; keeps the results live */

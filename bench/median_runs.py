@@ -65,10 +65,11 @@ def kv(runs):
         print(label)
         for k, rs in rows.items():
             xs = [r["bw_ratio"] for r in rs]
-            print("  %-18s %s  bw %.2f (%s)" % (" ".join(str(x) for x in k),
-                                             fmt_time(statistics.median(r["time_median_s"] for r in rs)),
+            t = statistics.median(r["time_median_s"] for r in rs)
+            print("  %-18s %s  bw %.2f (%s)" % (" ".join(str(x) for x in k), fmt_time(t),
                                              statistics.median(xs), per_run(xs, "%.2f")))
-    table("decode", "batched decode (dtype, G, B): median step time, read-bandwidth ratio (target 0.70)",
+    table("decode",
+          "batched decode (dtype, G, B): median step time, read-bandwidth ratio (target 0.70)",
           ("dtype", "n_kv_heads", "batch"))
     table("budget_fill", "same budget (dtype, G, sequences): median step time, bw ratio",
           ("dtype", "n_kv_heads", "sequences"))
@@ -79,7 +80,8 @@ def main(paths):
     kinds = {r["benchmark"] for r in runs}
     if len(kinds) != 1:
         sys.exit("mixed benchmark kinds: %s" % sorted(kinds))
-    print("%d runs (%s): %s" % (len(runs), runs[0]["benchmark"], ", ".join(r["date"] for r in runs)))
+    print("%d runs (%s): %s" % (len(runs), runs[0]["benchmark"],
+                                ", ".join(r["date"] for r in runs)))
     {"attn": attn, "kv": kv}[kinds.pop()](runs)
 
 

@@ -317,7 +317,8 @@ static void run_task_index(const plan *pl, int64_t task, unsigned char *tws)
  * item alone makes at least 2 tasks per thread (the fewest splits that do),
  * with at least MIN_KEYS_PER_SPLIT keys per split: one long sequence keeps
  * every thread busy. Each split costs a job set-up and a cold start of its
- * K/V streams, so more splits than that cost time (bench/RESULTS.md). The count depends only on the item's own shape and the thread count -
+ * K/V streams, so more splits than that cost time (bench/RESULTS.md). The
+ * count depends only on the item's own shape and the thread count -
  * never on the other items of the batch - and items of several queries (a
  * prompt, or a piece of one) are never split, so a query row's result does
  * not depend on how a prompt is cut into calls either (beyond the grouping of
