@@ -19,11 +19,12 @@
 #define GQA_MAX_HEAD_DIM 256
 #define GQA_TILE_MAX_ROWS 64   /* query rows in one job */
 #define GQA_TILE_KEYS 64       /* keys per inner tile (kernel-internal) */
+#define GQA_SCORE_BLOCK_KEYS 8 /* most keys whose K the gemm path widens at once */
 
 /* Bytes of scratch a kernel may use, for any d <= GQA_MAX_HEAD_DIM. */
 #define GQA_TILE_SCRATCH_BYTES                                                                     \
     ((size_t)4 * (GQA_TILE_MAX_ROWS * GQA_MAX_HEAD_DIM          /* q transposed      */            \
-                  + 2 * GQA_TILE_KEYS * GQA_MAX_HEAD_DIM        /* k, v tile in f32  */            \
+                  + (GQA_TILE_KEYS + GQA_SCORE_BLOCK_KEYS) * GQA_MAX_HEAD_DIM /* v tile, k block */ \
                   + 2 * GQA_TILE_KEYS * GQA_TILE_MAX_ROWS       /* scores, probs     */            \
                   + 4 * GQA_TILE_MAX_ROWS + 64))
 

@@ -26,8 +26,9 @@
 #include <string.h>
 
 #define GQA_INLINE static inline __attribute__((always_inline))
-/* A read prefetch into L2 (a hint: never faults, may be dropped). */
+/* A read prefetch into L2, or into L1 (hints: never fault, may be dropped). */
 #define v_prefetch(p) __builtin_prefetch((p), 0, 2)
+#define v_prefetch_l1(p) __builtin_prefetch((p), 0, 3)
 
 /* exp(x) = 2^n * e^r, |r| <= ln2/2, e^r by its Taylor polynomial of degree 6
  * (truncation error below 1.2e-7 relative). */
