@@ -78,6 +78,13 @@ const char *gqa_kernel_name(void);
  * for an unknown name. Not thread-safe against concurrent attention calls. */
 gqa_status gqa_set_kernel(const char *name);
 
+/* 1 when the kernels in use send the work with many query rows per KV head
+ * (MQA decode, prefill: 16, 32, ... rows per KV head, f16/bf16 K/V, head_dim
+ * 32..128 in steps of 32) to the AMX tile unit: the avx512 set on a CPU with
+ * AMX-BF16 whose OS grants tile state, unless GQA_AMX=0 is in the environment.
+ * Results match the AVX-512 path to f32 rounding (docs/kernel-contract.md). */
+int gqa_kernel_amx(void);
+
 /* ------------------------------------------------------------- attention -- */
 
 typedef struct gqa_attn_desc {

@@ -364,7 +364,7 @@ static void test_names_and_settings(void)
     s = gqa_set_kernel(NULL);
     CHECK(s == GQA_ERR_INVALID_ARG, "gqa_set_kernel(NULL) = %s", gqa_status_string(s));
     for (int ki = -1; ki < tu_n_fast_kernels; ki++) {
-        const char *name = ki < 0 ? "ref" : tu_fast_kernels[ki];
+        const char *name = ki < 0 ? "ref" : tu_kernel_set(tu_fast_kernels[ki]);
         s = gqa_set_kernel(name);
         int must = ki <= 0; /* ref and scalar always exist */
         CHECK(s == GQA_OK || (!must && s == GQA_ERR_UNSUPPORTED), "gqa_set_kernel(\"%s\") = %s",

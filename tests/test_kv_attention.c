@@ -287,11 +287,15 @@ static void bad_input(void)
 int main(void)
 {
     bad_input();
-    static const char *const kernels[] = {"ref", "scalar", "avx2", "avx512", "neon"};
+    static const char *const kernels[] = {"ref", "scalar", "avx2", "avx512", "avx512-amx", "neon"};
+    /* The last two have 16 and 32 query heads per KV head: the AMX path's
+     * jobs, its 32-key tiles spanning blocks of 16 and 48 tokens, and (the
+     * window) tiles that only some rows see in full. */
     const shape shapes[] = {
         {2, 8, 2, 64, 16, GQA_F32, 1, 0},  {2, 9, 3, 64, 17, GQA_F16, 1, 0},
         {1, 8, 8, 32, 1, GQA_Q8_0, 1, 0},  {2, 32, 1, 96, 16, GQA_BF16, 1, 0},
         {1, 12, 4, 40, 7, GQA_F32, 1, 9},  {1, 4, 1, 128, 32, GQA_Q8_0, 0, 0},
+        {1, 32, 2, 64, 16, GQA_F16, 1, 0}, {1, 32, 1, 128, 48, GQA_BF16, 1, 70},
     };
     const double t0 = tu_seconds();
     for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
@@ -306,7 +310,7 @@ int main(void)
     }
     gqa_set_num_threads(0);
     for (size_t k = sizeof kernels / sizeof kernels[0]; k-- > 1;) /* the widest this CPU runs */
-        if (gqa_set_kernel(kernels[k]) == GQA_OK)
+        if (tu_select_kernel(kernels[k]) == 1)
             break;
     q8_accuracy();
     printf("total %.1f s\n", tu_seconds() - t0);

@@ -1,6 +1,8 @@
 /* test_util.c - see test_util.h. */
 #include "test_util.h"
 
+#include "core/internal.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,14 +265,24 @@ void tu_check_report(const tu_check *c)
 
 /* ------------------------------------------------------ kernel sets -- */
 
-const char *const tu_fast_kernels[] = {"scalar", "avx2", "avx512", "neon"};
+/* "avx512" is that set with its AMX path off, "avx512-amx" with it on (jobs
+ * of 16, 32, ... rows per KV head with f16/bf16 K/V go to the tile unit). */
+const char *const tu_fast_kernels[] = {"scalar", "avx2", "avx512", "avx512-amx", "neon"};
 const int tu_n_fast_kernels = (int)(sizeof tu_fast_kernels / sizeof tu_fast_kernels[0]);
+
+const char *tu_kernel_set(const char *name)
+{
+    return strcmp(name, "avx512-amx") == 0 ? "avx512" : name;
+}
 
 int tu_select_kernel(const char *name)
 {
     static char noted[8][16];
     static int n_noted;
-    gqa_status s = gqa_set_kernel(name);
+    const int amx = strcmp(name, "avx512-amx") == 0;
+    gqa_status s = gqa_set_kernel(tu_kernel_set(name));
+    if (s == GQA_OK)
+        s = gqa_amx_set(amx);
     int must_exist = strcmp(name, "ref") == 0 || strcmp(name, "scalar") == 0;
     if (s == GQA_OK)
         return 1;

@@ -114,6 +114,8 @@ void tu_check_report(const tu_check *c);
  * this CPU or build cannot run. */
 extern const char *const tu_fast_kernels[];
 extern const int tu_n_fast_kernels;
+/* The kernel set (gqa_set_kernel name) a tu_fast_kernels entry runs. */
+const char *tu_kernel_set(const char *name);
 
 /* Select a kernel set: 1 on success, 0 if it is unsupported here (a note is
  * printed once per name), -1 on any other status (printed). "ref" and

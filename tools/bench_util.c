@@ -66,6 +66,7 @@ int bench_setup_machine(long threads, const char *kernel, bench_machine *m)
     m->load = read_load_average();
     m->threads = gqa_get_num_threads();
     m->kernel = gqa_kernel_name();
+    m->amx = gqa_kernel_amx();
     gqa_status st = gqa_probe_fma_peak(&m->fma_peak);
     if (st != GQA_OK)
         return cli_fail(st, "FMA-peak probe");
@@ -77,8 +78,8 @@ int bench_setup_machine(long threads, const char *kernel, bench_machine *m)
 
 void bench_print_machine(const char *name, const bench_machine *m)
 {
-    printf("gqa bench %s | kernel %s | %d thread%s | %s | load %.2f\n", name, m->kernel,
-           m->threads, m->threads == 1 ? "" : "s", m->cpu_model, m->load);
+    printf("gqa bench %s | kernel %s%s | %d thread%s | %s | load %.2f\n", name, m->kernel,
+           m->amx ? " + AMX tiles" : "", m->threads, m->threads == 1 ? "" : "s", m->cpu_model, m->load);
     printf("probes: FMA peak %.1f GFLOP/s (f32, all threads); read bandwidth %.1f GB/s over "
            "%zu MiB\n",
            m->fma_peak / 1e9, m->header_bw / 1e9, BENCH_HEADER_PROBE_BYTES >> 20);
@@ -220,6 +221,7 @@ cJSON *bench_json_root(const char *benchmark, const bench_machine *m)
     cJSON_AddStringToObject(root, "version", version);
     cJSON_AddStringToObject(root, "date", date);
     cJSON_AddStringToObject(root, "kernel", m->kernel);
+    cJSON_AddBoolToObject(root, "amx", m->amx);
     cJSON_AddNumberToObject(root, "threads", m->threads);
     cJSON_AddStringToObject(root, "cpu_model", m->cpu_model);
     if (m->load >= 0.0)

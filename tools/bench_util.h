@@ -23,6 +23,7 @@ typedef struct bench_machine {
     char cpu_model[256];
     int threads;
     const char *kernel;
+    int amx;          /* gqa_kernel_amx() */
     double load;      /* 1-minute load average at the start, -1 if unknown */
     double fma_peak;  /* FLOP/s */
     double header_bw; /* bytes/s over BENCH_HEADER_PROBE_BYTES */

@@ -38,8 +38,15 @@ typedef struct gqa_cpu_features {
     int avx2_fma_f16c; /* AVX2 + FMA + F16C, with YMM state enabled by the OS */
     int avx512;        /* AVX-512 F/BW/VL/DQ with ZMM state enabled by the OS */
     int neon;
+    int amx;           /* AMX-TILE + AMX-BF16, tile state enabled and granted by the OS */
 } gqa_cpu_features;
 const gqa_cpu_features *gqa_cpu(void);
+
+/* Whether the avx512 kernels send gemm-like jobs to the AMX tile unit: where
+ * the CPU has it, unless GQA_AMX=0 (read once) or gqa_amx_set(0). Setting 1
+ * where it is missing: GQA_ERR_UNSUPPORTED. */
+int        gqa_amx_active(void);
+gqa_status gqa_amx_set(int on);
 
 /* Threads actually used by the next parallel region (>= 1). */
 int gqa_threads_resolved(void);

@@ -92,3 +92,12 @@ gqa_status gqa_set_kernel(const char *name)
     __atomic_store_n(&selected, s, __ATOMIC_RELEASE);
     return GQA_OK;
 }
+
+int gqa_kernel_amx(void)
+{
+#if defined(__x86_64__) || defined(_M_X64)
+    return current() == &gqa_kernels_avx512 && gqa_amx_active();
+#else
+    return 0;
+#endif
+}

@@ -21,12 +21,23 @@
 #define GQA_TILE_KEYS 64       /* keys per inner tile (kernel-internal) */
 #define GQA_SCORE_BLOCK_KEYS 8 /* most keys whose K the gemm path widens at once */
 
-/* Bytes of scratch a kernel may use, for any d <= GQA_MAX_HEAD_DIM. */
-#define GQA_TILE_SCRATCH_BYTES                                                                     \
+/* Bytes of scratch the vector kernels use, for any d <= GQA_MAX_HEAD_DIM. */
+#define GQA_VEC_SCRATCH_BYTES                                                                      \
     ((size_t)4 * (GQA_TILE_MAX_ROWS * GQA_MAX_HEAD_DIM          /* q transposed      */            \
                   + (GQA_TILE_KEYS + GQA_SCORE_BLOCK_KEYS) * GQA_MAX_HEAD_DIM /* v tile, k block */ \
                   + 2 * GQA_TILE_KEYS * GQA_TILE_MAX_ROWS       /* scores, probs     */            \
                   + 4 * GQA_TILE_MAX_ROWS + 64))
+/* The AMX path (amx.c, x86 only): its scratch (q tiles, two K and three V
+ * chunk buffers of two bf16 parts, two P buffers of three, S^T). */
+#if defined(__x86_64__) || defined(_M_X64)
+#define GQA_AMX_SCRATCH_BYTES                                                                      \
+    ((size_t)16 * 3 * 1024 + (size_t)5 * 2 * 128 * 128 * 2 +                                      \
+     (size_t)2 * 3 * GQA_TILE_MAX_ROWS * 128 * 2 + (size_t)129 * GQA_TILE_MAX_ROWS * 4)
+#else
+#define GQA_AMX_SCRATCH_BYTES 0
+#endif
+/* Bytes of scratch a job gets: the vector kernels' part, then the AMX part. */
+#define GQA_TILE_SCRATCH_BYTES (GQA_VEC_SCRATCH_BYTES + GQA_AMX_SCRATCH_BYTES)
 
 /* One job: rows 0..n_rows-1 against keys j0..j1-1 of one KV head.
  *
@@ -134,6 +145,13 @@ extern const gqa_kernel_set gqa_kernels_scalar;
 extern const gqa_kernel_set gqa_kernels_avx2;
 extern const gqa_kernel_set gqa_kernels_avx512;
 extern const gqa_kernel_set gqa_kernels_neon;
+
+/* x86: the avx512 set's vector kernel alone, and the AMX path (amx.c) for
+ * the jobs gqa_amx_job_fits accepts; the avx512 set sends those to it while
+ * gqa_amx_active() (core/internal.h). */
+void gqa_attn_tile_avx512_vec(const gqa_tile_job *job);
+int  gqa_amx_job_fits(const gqa_tile_job *job);
+void gqa_amx_attn_tile(const gqa_tile_job *job);
 
 /* The active set; NULL when the reference is selected. */
 const gqa_kernel_set *gqa_kernels_active(void);
