@@ -66,7 +66,8 @@ void bench_format_time(double seconds, char *out, size_t size); /* "12.3 us", "4
 uint64_t bench_next_random(uint64_t *state);
 float bench_random_unit(uint64_t *state); /* uniform in [-1, 1) */
 
-/* 64-byte aligned, any size; free with free(). */
+/* 64-byte aligned, any size (from 2 MiB: 2 MiB aligned, in huge pages where
+ * the OS grants them); free with free(). */
 void *bench_alloc_aligned(size_t bytes);
 
 /* --------------------------------------------------------------- JSON -- */

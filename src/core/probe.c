@@ -75,7 +75,7 @@ gqa_status gqa_probe_read_bandwidth(size_t bytes, int reps, double *bytes_per_se
 
     size_t pages = (bytes + PROBE_PAGE - 1) / PROBE_PAGE;
     size_t total = pages * PROBE_PAGE;
-    float *buf = gqa_aligned_alloc(total);
+    float *buf = gqa_large_alloc(total);
     double *times = malloc(sizeof(double) * (size_t)reps);
     if (!buf || !times) {
         gqa_aligned_free(buf);

@@ -109,7 +109,7 @@ gqa_status gqa_kv_cache_create(const gqa_kv_config *cfg, gqa_kv_cache **out)
     c->blocks_total = (int32_t)n_blocks;
     /* The arena is not touched here: blocks are zeroed slot by slot when a
      * sequence reserves them, so the pages of an unused budget stay unmapped. */
-    c->arena = gqa_aligned_alloc((size_t)arena_bytes);
+    c->arena = gqa_large_alloc((size_t)arena_bytes);
     c->refcount = calloc((size_t)n_blocks, sizeof *c->refcount);
     c->free_stack = malloc((size_t)n_blocks * sizeof *c->free_stack);
     if (!c->arena || !c->refcount || !c->free_stack) {
