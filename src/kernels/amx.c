@@ -535,8 +535,8 @@ static void vector_keys(const gqa_tile_job *job, int h, int R, int64_t j0, int64
 int gqa_amx_job_fits(const gqa_tile_job *job)
 {
     const int R = job->n_rows, d = job->d;
-    /* f32 K/V would take three parts each: measured slower than the FMA path
-     * (an earlier version: MQA f32 4k decode 320 vs 290-300 us), so it stays there */
+    /* f32 K/V would take three parts each (six products): measured slower than
+     * the FMA path (MQA f32 4k decode 336-348 vs 288-303 us), so it stays there */
     return (job->dtype == GQA_F16 || job->dtype == GQA_BF16) && d % 32 == 0 &&
            d <= AMX_MAX_D && R % 16 == 0 && job->j1 - job->j0 >= AMX_KEYS;
 }
