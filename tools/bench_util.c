@@ -83,7 +83,8 @@ int bench_setup_machine(long threads, const char *kernel, bench_machine *m)
 void bench_print_machine(const char *name, const bench_machine *m)
 {
     printf("gqa bench %s | kernel %s%s | %d thread%s | %s | load %.2f\n", name, m->kernel,
-           m->amx ? " + AMX tiles" : "", m->threads, m->threads == 1 ? "" : "s", m->cpu_model, m->load);
+           m->amx ? " + AMX tiles" : "", m->threads, m->threads == 1 ? "" : "s", m->cpu_model,
+           m->load);
     printf("probes: FMA peak %.1f GFLOP/s (f32, all threads); read bandwidth %.1f GB/s over "
            "%zu MiB\n",
            m->fma_peak / 1e9, m->header_bw / 1e9, BENCH_HEADER_PROBE_BYTES >> 20);

@@ -14,7 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #define ARCH_REQ_XCOMP_PERM 0x1023
-#define XFEATURE_XTILEDATA 18
+#define XFEATURE_XTILEDATA  18
 #endif
 
 static uint64_t read_xcr0(void)

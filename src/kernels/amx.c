@@ -46,11 +46,11 @@
 #include "kernels/kernel.h"
 #include "kernels/simd.h"
 
-#define AMX_KEYS 32                     /* keys per sub-tile: one row of a P tile */
-#define AMX_NT 4                        /* sub-tiles per chunk */
-#define AMX_CHUNK (AMX_NT * AMX_KEYS)   /* keys per chunk */
-#define AMX_MAX_D 128                   /* largest head_dim taken */
-#define AMX_MAX_RB (GQA_TILE_MAX_ROWS / 16)
+#define AMX_KEYS     32                  /* keys per sub-tile: one row of a P tile */
+#define AMX_NT       4                   /* sub-tiles per chunk */
+#define AMX_CHUNK    (AMX_NT * AMX_KEYS) /* keys per chunk */
+#define AMX_MAX_D    128                 /* largest head_dim taken */
+#define AMX_MAX_RB   (GQA_TILE_MAX_ROWS / 16)
 #define CV_UNITS_SUB (AMX_KEYS + AMX_KEYS / 2) /* conversion units per sub-tile */
 
 typedef struct amx_config {
@@ -67,8 +67,8 @@ typedef struct amx_config {
  * per K/V element (f16), one for bf16; three per q and p value. */
 typedef struct amx_scratch {
     uint16_t qb[AMX_MAX_RB * (AMX_MAX_D / 32)][3][16 * 32]; /* q: B tiles (rb, d chunk) */
-    uint16_t kc[2][2][AMX_CHUNK * AMX_MAX_D];   /* K: [key][d], dims (e+i, e+16+i) paired */
-    uint16_t vc[3][2][AMX_CHUNK * AMX_MAX_D];   /* V: [sub-tile][key pair][d][2] */
+    uint16_t kc[2][2][AMX_CHUNK * AMX_MAX_D];         /* K: [key][d], dims (e+i, e+16+i) paired */
+    uint16_t vc[3][2][AMX_CHUNK * AMX_MAX_D];         /* V: [sub-tile][key pair][d][2] */
     uint16_t pa[2][3][GQA_TILE_MAX_ROWS * AMX_CHUNK]; /* P: [row][key] */
     float st[AMX_CHUNK * GQA_TILE_MAX_ROWS];          /* S^T, then p: [key][row] */
     float corr[GQA_TILE_MAX_ROWS];                    /* acc rescale owed before the next P * V */
@@ -125,10 +125,10 @@ typedef struct amx_job_ctx {
     const gqa_tile_job *job;
     amx_scratch *sc;
     int d, dpad, R, nrb, nk; /* nk: parts per K/V element */
-    int row_bytes;            /* of one head's K or V row */
-    int h;                    /* the head being run; its rows start at h * R */
-    int seg;                  /* paged: a run at or before the current chunk (cursor) */
-    int rescale;              /* sc->corr holds a rescale owed to acc */
+    int row_bytes;           /* of one head's K or V row */
+    int h;                   /* the head being run; its rows start at h * R */
+    int seg;                 /* paged: a run at or before the current chunk (cursor) */
+    int rescale;             /* sc->corr holds a rescale owed to acc */
     /* the conversion in progress: its buffers, sub-tiles, next unit (each
      * sub-tile: AMX_KEYS K rows, then AMX_KEYS/2 pairs of V rows), rows,
      * and the rows a chunk further on (to prefetch; NULL past the run) */
@@ -357,9 +357,9 @@ static void softmax_piece(amx_job_ctx *cx, int piece)
         const __m512 m_new = _mm512_max_ps(mx, m_old);
         /* a row whose scores are all -inf keeps m = -inf: exponentiate
          * against 0 there so that p = 0 rather than NaN (as the gemm path) */
-        const __m512 m_use = _mm512_mask_blend_ps(
-            _mm512_cmp_ps_mask(m_new, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ), m_new,
-            _mm512_setzero_ps());
+        const __m512 m_use =
+            _mm512_mask_blend_ps(_mm512_cmp_ps_mask(m_new, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ),
+                                 m_new, _mm512_setzero_ps());
         __m512 sum = _mm512_setzero_ps();
         for (int t = 0; t < nkeys; t++) {
             float *sp = st + (size_t)t * ldst;
@@ -537,8 +537,8 @@ int gqa_amx_job_fits(const gqa_tile_job *job)
     const int R = job->n_rows, d = job->d;
     /* f32 K/V would take three parts each (six products): measured slower than
      * the FMA path (MQA f32 4k decode 336-348 vs 288-303 us), so it stays there */
-    return (job->dtype == GQA_F16 || job->dtype == GQA_BF16) && d % 32 == 0 &&
-           d <= AMX_MAX_D && R % 16 == 0 && job->j1 - job->j0 >= AMX_KEYS;
+    return (job->dtype == GQA_F16 || job->dtype == GQA_BF16) && d % 32 == 0 && d <= AMX_MAX_D &&
+           R % 16 == 0 && job->j1 - job->j0 >= AMX_KEYS;
 }
 
 void gqa_amx_attn_tile(const gqa_tile_job *job)
