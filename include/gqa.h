@@ -268,8 +268,8 @@ gqa_status gqa_kv_attention(const gqa_kv_cache *cache, int32_t layer, const gqa_
  * (rounded up to 4 KiB), using gqa_get_num_threads() threads, median of
  * `reps` passes after a warm-up pass. The buffer is allocated as the KV
  * cache's arena is (2 MiB huge pages where the OS grants them, from 2 MiB),
- * so kernel and probe read the same kind of memory. GQA_ERR_INVALID_ARG for bytes == 0 or
- * reps < 1, GQA_ERR_NO_MEMORY. */
+ * so kernel and probe read the same kind of memory. GQA_ERR_INVALID_ARG for
+ * bytes == 0 or reps < 1, GQA_ERR_NO_MEMORY. */
 gqa_status gqa_probe_read_bandwidth(size_t bytes, int reps, double *bytes_per_sec);
 
 /* Peak f32 fused multiply-add throughput in FLOP/s (2 per FMA lane), all

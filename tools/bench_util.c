@@ -180,8 +180,8 @@ float bench_random_unit(uint64_t *state)
     return (float)(bench_next_random(state) >> 40) * (2.0f / 16777216.0f) - 1.0f;
 }
 
-/* aligned_alloc wants a size that is a multiple of the alignment. */
-/* Inputs of 2 MiB or more go in transparent huge pages, as the library's
+/* aligned_alloc wants a size that is a multiple of the alignment. Inputs of
+ * 2 MiB or more go in transparent huge pages, as the library's
  * probe buffer and KV cache arena do (gqa_large_alloc): the kernels and the
  * read probe they are compared with then read the same kind of memory (on
  * the development VM a 134 MB probe read 27-30 GB/s in 4 KiB pages and
