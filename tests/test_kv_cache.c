@@ -875,12 +875,14 @@ static void test_accounting(void)
                   "stats %s budget %llu: %lld blocks of %llu, want %lld of %llu", gqa_dtype_name(t),
                   (unsigned long long)budgets[b], (long long)st.blocks_total,
                   (unsigned long long)st.block_bytes, (long long)nb, (unsigned long long)bb);
-            /* block layout: rows of one head are block_bytes/(2*L*G*bt) apart... */
+            /* block layout [layer][kind][token][head][row]: a token's heads
+             * side by side, G * row_bytes from one token to the next */
             CHECK(c->row_bytes == row_bytes_formula(d, t) &&
+                      gqa_kv_token_stride(c) == (size_t)G * c->row_bytes &&
                       gqa_kv_row_ptr(c, 1, 0, 0, 0) - gqa_kv_row_ptr(c, 0, 0, 0, 0) ==
                           (ptrdiff_t)bb &&
                       gqa_kv_row_ptr(c, 0, 1, 1, 1) - gqa_kv_row_ptr(c, 0, 0, 0, 0) ==
-                          (ptrdiff_t)(((1 * 2 + 1) * G + 1) * (size_t)bt * c->row_bytes),
+                          (ptrdiff_t)(((1 * 2 + 1) * (size_t)bt * G + 1) * c->row_bytes),
                   "layout %s", gqa_dtype_name(t));
             /* bytes used follow the blocks in use */
             int32_t s = -1;

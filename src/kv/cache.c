@@ -183,16 +183,17 @@ static unsigned char *row_mut(gqa_kv_cache *c, int32_t b, int32_t layer, int kin
     return c->arena + (gqa_kv_row_ptr(c, b, layer, kind, head) - c->arena);
 }
 
-/* Zero token slots t0..t1-1 of every (layer, kind, head) row run of block b. */
+/* Zero token slots t0..t1-1 of every (layer, kind) run of block b. */
 static void zero_slots(gqa_kv_cache *c, int32_t b, int32_t t0, int32_t t1)
 {
     if (t1 <= t0)
         return;
-    const size_t run = (size_t)c->block_tokens * c->row_bytes;
-    const size_t runs = (size_t)2 * (size_t)c->n_layers * (size_t)c->G;
-    unsigned char *p = block_ptr(c, b) + (size_t)t0 * c->row_bytes;
+    const size_t ts = gqa_kv_token_stride(c);
+    const size_t run = (size_t)c->block_tokens * ts;
+    const size_t runs = (size_t)2 * (size_t)c->n_layers;
+    unsigned char *p = block_ptr(c, b) + (size_t)t0 * ts;
     for (size_t r = 0; r < runs; r++)
-        memset(p + r * run, 0, (size_t)(t1 - t0) * c->row_bytes);
+        memset(p + r * run, 0, (size_t)(t1 - t0) * ts);
 }
 
 /* Give sequence s its own copy of table entry i if that block is shared.
@@ -424,7 +425,7 @@ static void write_rows(gqa_kv_cache *c, const gqa_kv_sequence *s, int32_t layer,
     for (int64_t t = 0; t < n; t++) {
         const int64_t p = pos + t;
         const int32_t b = s->blocks[p / bt];
-        const size_t slot = (size_t)(p % bt) * c->row_bytes;
+        const size_t slot = (size_t)(p % bt) * gqa_kv_token_stride(c);
         const size_t src = (size_t)t * (size_t)G * (size_t)d;
         for (int32_t h = 0; h < G; h++) {
             unsigned char *kr = row_mut(c, b, layer, 0, h) + slot;
@@ -526,7 +527,7 @@ gqa_status gqa_kv_read_layer(const gqa_kv_cache *cache, int32_t seq, int32_t lay
     for (int64_t t = 0; t < n; t++) {
         const int64_t p = pos + t;
         const int32_t b = s->blocks[p / bt];
-        const size_t slot = (size_t)(p % bt) * cache->row_bytes;
+        const size_t slot = (size_t)(p % bt) * gqa_kv_token_stride(cache);
         const size_t dst = (size_t)t * (size_t)G * (size_t)d;
         for (int32_t h = 0; h < G; h++) {
             gqa_kv_row_decode(cache->dtype, d, gqa_kv_row_ptr(cache, b, layer, 0, h) + slot,

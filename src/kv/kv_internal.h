@@ -6,12 +6,13 @@
  * Memory is one aligned arena of blocks_total blocks of block_bytes each.
  * Inside a block the layout is
  *
- *     [layer][kind: 0 = K, 1 = V][kv head][token in block][row_bytes]
+ *     [layer][kind: 0 = K, 1 = V][token in block][kv head][row_bytes]
  *
- * so the rows of one KV head inside one block are contiguous with stride
- * row_bytes: an attention kernel streams them as one run of keys
- * (gqa_tile_job: k = gqa_kv_row_ptr(...), row_stride = row_bytes,
- * key_base = the position of the block's first token).
+ * the same [token][head][dim] order as a contiguous K/V array, one block
+ * being block_tokens of its tokens: an attention kernel streams a block as
+ * one run of keys (gqa_tile_job: k = gqa_kv_row_ptr(...), row_stride =
+ * G * row_bytes, head_stride = row_bytes, key_base = the position of the
+ * block's first token), all heads of a token side by side.
  *
  * A row is head_dim elements of the cache's dtype: f32, f16 / bf16 bit
  * patterns, or for q8_0 head_dim / 32 GGML blocks of {f16 scale; int8 qs[32]}
@@ -114,14 +115,21 @@ static inline int32_t gqa_kv_block_fill(const gqa_kv_cache *c, int64_t len, int3
     return (int32_t)(rest < c->block_tokens ? rest : c->block_tokens);
 }
 
+/* Bytes from one token slot's rows to the next's (all KV heads of a token). */
+static inline size_t gqa_kv_token_stride(const gqa_kv_cache *c)
+{
+    return (size_t)c->G * c->row_bytes;
+}
+
 /* The first row (token slot 0) of KV head `head` of `layer` in `block`;
- * kind 0 = K, 1 = V. Slot t's row is at + t * row_bytes. */
+ * kind 0 = K, 1 = V. Slot t's row is at + t * gqa_kv_token_stride(c). */
 static inline const unsigned char *gqa_kv_row_ptr(const gqa_kv_cache *c, int32_t block,
                                                   int32_t layer, int kind, int32_t head)
 {
-    const size_t rows_before = ((size_t)layer * 2 + (size_t)kind) * (size_t)c->G + (size_t)head;
+    const size_t runs_before = (size_t)layer * 2 + (size_t)kind;
     return c->arena + (size_t)block * c->block_bytes +
-           rows_before * (size_t)c->block_tokens * c->row_bytes;
+           runs_before * (size_t)c->block_tokens * gqa_kv_token_stride(c) +
+           (size_t)head * c->row_bytes;
 }
 
 /* ------------------------------------------------- row conversions -- */

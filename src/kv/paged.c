@@ -3,8 +3,9 @@
  * Each batch item is one sequence whose last n_q positions are the queries.
  * The attention framework (src/attn/plan.c) does the tiling, threading and
  * split-KV merging; this file only tells it where keys live: key j of KV head
- * g is in block-table entry j / block_tokens, and inside that block the rows
- * of one head are contiguous, so every block is one kernel job. */
+ * g is in block-table entry j / block_tokens, and inside that block the
+ * tokens' rows are laid out as in a contiguous [token][head][dim] array, so
+ * every block is one run of keys for the kernels. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,8 +29,8 @@ static void locate_paged(const void *ctx, const gqa_attn_item *it, int g, int64_
     seg->k = gqa_kv_row_ptr(c, block, pc->layer, 0, g);
     seg->v = gqa_kv_row_ptr(c, block, pc->layer, 1, g);
     seg->key_base = entry * c->block_tokens;
-    seg->row_stride = (int64_t)c->row_bytes;
-    seg->head_stride = (int64_t)c->block_tokens * (int64_t)c->row_bytes;
+    seg->row_stride = (int64_t)gqa_kv_token_stride(c);
+    seg->head_stride = (int64_t)c->row_bytes;
     const int64_t end = seg->key_base + c->block_tokens;
     seg->j_end = end < it->n_kv ? end : it->n_kv;
 }
