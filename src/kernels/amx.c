@@ -497,19 +497,11 @@ static int tile_visible(const amx_job_ctx *cx, int h, int64_t j)
 }
 
 /* Keys j0..j1-1 of head h by the vector kernel. */
-static void vector_keys(const gqa_tile_job *job, int h, int R, int64_t j0, int64_t j1)
+static void vector_keys(const gqa_tile_job *job, int h, int64_t j0, int64_t j1)
 {
-    gqa_tile_job sub = *job;
-    const int dpad = (job->d + 15) & ~15, i0 = h * R;
+    gqa_tile_job sub = gqa_tile_job_head(job, h);
     gqa_tile_seg segs[AMX_KEYS];
     const int64_t hoff = (int64_t)h * job->head_stride;
-    sub.n_heads = 1;
-    sub.q = job->q + (size_t)i0 * dpad;
-    sub.key_lo = job->key_lo + i0;
-    sub.key_hi = job->key_hi + i0;
-    sub.m = job->m + i0;
-    sub.l = job->l + i0;
-    sub.acc = job->acc + (size_t)i0 * dpad;
     sub.j0 = j0;
     sub.j1 = j1;
     if (job->n_seg == 0) {
@@ -580,7 +572,7 @@ void gqa_amx_attn_tile(const gqa_tile_job *job)
                 continue;
             }
             const int64_t end = j + AMX_KEYS < job->j1 ? j + AMX_KEYS : job->j1;
-            vector_keys(job, h, cx.R, j, end);
+            vector_keys(job, h, j, end);
             j = end;
         }
     }

@@ -17,7 +17,7 @@ static void attn_tile_amx_or_vec(const gqa_tile_job *job)
     if (gqa_amx_active() && gqa_amx_job_fits(job))
         gqa_amx_attn_tile(job);
     else
-        tile_job(job, job->dtype);
+        attn_tile_avx512(job);
 }
 
 const gqa_kernel_set gqa_kernels_avx512 = {"avx512",           attn_tile_amx_or_vec,

@@ -93,6 +93,23 @@ typedef struct gqa_tile_job {
     int64_t head_stride;
 } gqa_tile_job;
 
+/* Head h of a several-head job as a job of its own: n_heads 1 and the rows
+ * h * n_rows .. of q, key_lo, key_hi, m, l and acc. Its k, v and runs still
+ * point at head 0 of each key: the caller adds h * head_stride. */
+static inline gqa_tile_job gqa_tile_job_head(const gqa_tile_job *job, int h)
+{
+    gqa_tile_job sub = *job;
+    const int dpad = (job->d + 15) & ~15, i0 = h * job->n_rows;
+    sub.n_heads = 1;
+    sub.q = job->q + (size_t)i0 * dpad;
+    sub.key_lo = job->key_lo + i0;
+    sub.key_hi = job->key_hi + i0;
+    sub.m = job->m + i0;
+    sub.l = job->l + i0;
+    sub.acc = job->acc + (size_t)i0 * dpad;
+    return sub;
+}
+
 /* ------------------------------------------------------------ backward --
  * gqa_attention_backward (src/attn/backward.c) runs two kinds of jobs on f32
  * K/V, each over ONE KV head g and its R = H/G query heads h0 .. h0+R-1.
