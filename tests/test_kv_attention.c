@@ -288,14 +288,15 @@ int main(void)
 {
     bad_input();
     static const char *const kernels[] = {"ref", "scalar", "avx2", "avx512", "avx512-amx", "neon"};
-    /* The last two have 16 and 32 query heads per KV head: the AMX path's
-     * jobs, its 32-key tiles spanning blocks of 16 and 48 tokens, and (the
-     * window) tiles that only some rows see in full. */
+    /* Two have 16 and 32 query heads per KV head: the AMX path's jobs, its
+     * 32-key tiles spanning blocks of 16 and 48 tokens, and (the window)
+     * tiles that only some rows see in full. The last is MHA with an odd d. */
     const shape shapes[] = {
         {2, 8, 2, 64, 16, GQA_F32, 1, 0},  {2, 9, 3, 64, 17, GQA_F16, 1, 0},
         {1, 8, 8, 32, 1, GQA_Q8_0, 1, 0},  {2, 32, 1, 96, 16, GQA_BF16, 1, 0},
         {1, 12, 4, 40, 7, GQA_F32, 1, 9},  {1, 4, 1, 128, 32, GQA_Q8_0, 0, 0},
         {1, 32, 2, 64, 16, GQA_F16, 1, 0}, {1, 32, 1, 128, 48, GQA_BF16, 1, 70},
+        {1, 6, 6, 40, 16, GQA_BF16, 1, 0},
     };
     const double t0 = tu_seconds();
     for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
@@ -308,6 +309,19 @@ int main(void)
                 random_walk(&shapes[i], kernels[k], threads, steps, 1000 + i * 7 + k);
         }
     }
+    /* Again as if the K/V came from memory (the kernels prefetch differently
+     * then), 2 threads, shorter walks. */
+    tu_kv_from_memory(1);
+    for (size_t k = 1; k < sizeof kernels / sizeof kernels[0]; k++) {
+        if (!tu_select_kernel(kernels[k]))
+            continue;
+        char label[48];
+        snprintf(label, sizeof label, "%s, from memory", kernels[k]);
+        gqa_set_num_threads(2);
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            random_walk(&shapes[i], label, 2, 120, 5000 + i * 7 + k);
+    }
+    tu_kv_from_memory(0);
     gqa_set_num_threads(0);
     for (size_t k = sizeof kernels / sizeof kernels[0]; k-- > 1;) /* the widest this CPU runs */
         if (tu_select_kernel(kernels[k]) == 1)

@@ -275,6 +275,11 @@ const char *tu_kernel_set(const char *name)
     return strcmp(name, "avx512-amx") == 0 ? "avx512" : name;
 }
 
+void tu_kv_from_memory(int on)
+{
+    gqa_llc_bytes_set(on ? 1 : 0);
+}
+
 int tu_select_kernel(const char *name)
 {
     static char noted[8][16];

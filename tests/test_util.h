@@ -116,6 +116,10 @@ extern const char *const tu_fast_kernels[];
 extern const int tu_n_fast_kernels;
 /* The kernel set (gqa_set_kernel name) a tu_fast_kernels entry runs. */
 const char *tu_kernel_set(const char *name);
+/* Make every attention call count as streaming its K/V from memory (on), so
+ * that the kernels take their from-memory prefetch paths on test-sized data;
+ * off: the real cache size decides again. */
+void tu_kv_from_memory(int on);
 
 /* Select a kernel set: 1 on success, 0 if it is unsupported here (a note is
  * printed once per name), -1 on any other status (printed). "ref" and

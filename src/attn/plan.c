@@ -41,6 +41,7 @@ typedef struct plan {
     int R, dpad;
     int64_t n_units, n_tasks;
     size_t thread_bytes; /* per-thread scratch stride in the workspace */
+    int from_memory;     /* the call's K/V exceed the last-level cache (gqa_tile_job) */
     unsigned char *ws;
     float *split_state; /* one GQA_TILE_MAX_ROWS * (dpad + 2) slot per task, or NULL */
 } plan;
@@ -231,6 +232,7 @@ static void run_task(const plan *pl, int64_t task, unsigned char *tws, int64_t u
                             .scratch = scratch,
                             .n_rows = u.rows_h,
                             .n_heads = u.n_heads,
+                            .from_memory = pl->from_memory,
                             .q = qb,
                             .key_lo = lo,
                             .key_hi = hi,
@@ -341,6 +343,21 @@ static void choose_splits(const gqa_attn_batch *b, item_plan *ip, int threads)
     }
 }
 
+/* Do the call's K/V (every item's keys, all KV heads) exceed the last-level
+ * cache? Then they stream from memory on every call. */
+static int kv_from_memory(const gqa_attn_batch *b)
+{
+    const int64_t llc = gqa_llc_bytes();
+    const int64_t key_bytes = 2 * (int64_t)b->G * gqa_row_bytes(b->d, b->dtype);
+    int64_t keys = 0;
+    for (int i = 0; i < b->n_items; i++) {
+        keys += b->items[i].n_kv;
+        if (keys > llc / key_bytes)
+            return 1;
+    }
+    return 0;
+}
+
 gqa_status gqa_attn_run(const gqa_attn_batch *b, const gqa_kernel_set *ks)
 {
     plan pl = {.b = b, .ks = ks, .R = b->H / b->G, .dpad = gqa_dpad(b->d)};
@@ -362,6 +379,7 @@ gqa_status gqa_attn_run(const gqa_attn_batch *b, const gqa_kernel_set *ks)
         p->n_units = p->n_blocks * p->n_slices;
     }
     choose_splits(b, ip, threads);
+    pl.from_memory = kv_from_memory(b);
     int any_split = 0;
     for (int i = 0; i < b->n_items; i++) {
         ip[i].unit0 = pl.n_units;

@@ -7,12 +7,14 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h> /* sysconf: the cache size */
+#endif
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
-#include <unistd.h>
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA  18
 #endif
@@ -73,12 +75,31 @@ const gqa_cpu_features *gqa_cpu(void)
     static int done;
     /* Detection is idempotent and cheap, so a benign race only repeats it. */
     if (!__atomic_load_n(&done, __ATOMIC_ACQUIRE)) {
-        gqa_cpu_features f = {0, 0, 0, 0};
+        gqa_cpu_features f = {0, 0, 0, 0, 0};
         detect(&f);
+#if defined(_SC_LEVEL3_CACHE_SIZE)
+        const long llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
+        f.llc_bytes = llc > 0 ? llc : 0;
+#endif
         features = f;
         __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
     }
     return &features;
+}
+
+static int64_t llc_override; /* 0: none */
+
+int64_t gqa_llc_bytes(void)
+{
+    const int64_t set = __atomic_load_n(&llc_override, __ATOMIC_RELAXED);
+    if (set > 0)
+        return set;
+    return gqa_cpu()->llc_bytes > 0 ? gqa_cpu()->llc_bytes : (int64_t)32 << 20;
+}
+
+void gqa_llc_bytes_set(int64_t bytes)
+{
+    __atomic_store_n(&llc_override, bytes > 0 ? bytes : 0, __ATOMIC_RELAXED);
 }
 
 /* -1: not decided yet. */

@@ -39,6 +39,7 @@ typedef struct gqa_cpu_features {
     int avx512;        /* AVX-512 F/BW/VL/DQ with ZMM state enabled by the OS */
     int neon;
     int amx;           /* AMX-TILE + AMX-BF16, tile state enabled and granted by the OS */
+    int64_t llc_bytes; /* last-level (L3) cache size as the C library reports it; 0: unknown */
 } gqa_cpu_features;
 const gqa_cpu_features *gqa_cpu(void);
 
@@ -47,6 +48,13 @@ const gqa_cpu_features *gqa_cpu(void);
  * where it is missing: GQA_ERR_UNSUPPORTED. */
 int        gqa_amx_active(void);
 gqa_status gqa_amx_set(int on);
+
+/* The last-level cache size that the attention planner compares a call's K/V
+ * bytes with (gqa_tile_job.from_memory): the detected size (32 MiB where it
+ * is unknown), or the size set here; tests set 1 to take the from-memory
+ * paths on small data, 0 restores the detected size. */
+int64_t gqa_llc_bytes(void);
+void    gqa_llc_bytes_set(int64_t bytes);
 
 /* Threads actually used by the next parallel region (>= 1). */
 int gqa_threads_resolved(void);
