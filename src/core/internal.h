@@ -49,10 +49,10 @@ const gqa_cpu_features *gqa_cpu(void);
 int        gqa_amx_active(void);
 gqa_status gqa_amx_set(int on);
 
-/* The last-level cache size that the attention planner compares a call's K/V
- * bytes with (gqa_tile_job.from_memory): the detected size (32 MiB where it
- * is unknown), or the size set here; tests set 1 to take the from-memory
- * paths on small data, 0 restores the detected size. */
+/* The last-level cache size whose half the attention planner compares a
+ * call's K/V bytes with (gqa_tile_job.from_memory): the detected size (32 MiB
+ * where it is unknown), or the size set here; tests set 1 to take the
+ * from-memory paths on small data, 0 restores the detected size. */
 int64_t gqa_llc_bytes(void);
 void    gqa_llc_bytes_set(int64_t bytes);
 

@@ -91,7 +91,7 @@ typedef struct gqa_tile_job {
      * can, so each K/V row is streamed while its neighbours are in cache. */
     int32_t n_heads;
     int64_t head_stride;
-    /* Nonzero when the whole call's K/V exceed the last-level cache, so the
+    /* Nonzero when the whole call's K/V exceed half the last-level cache, so the
      * job's rows come from memory, not from a cache: a hint (results do not
      * depend on it) for how far ahead the kernel prefetches. */
     int32_t from_memory;
