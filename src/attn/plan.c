@@ -41,7 +41,7 @@ typedef struct plan {
     int R, dpad;
     int64_t n_units, n_tasks;
     size_t thread_bytes; /* per-thread scratch stride in the workspace */
-    int from_memory;     /* the call's K/V exceed the last-level cache (gqa_tile_job) */
+    int from_memory;     /* the call's K/V exceed half the last-level cache (gqa_tile_job) */
     unsigned char *ws;
     float *split_state; /* one GQA_TILE_MAX_ROWS * (dpad + 2) slot per task, or NULL */
 } plan;
